@@ -16,6 +16,11 @@ _LAZY = {
     "ops": ("ssdcore.ops", None),
     "models": ("ssdcore.models", None),
     "bundled_pair": ("ssdcore.bundled", "bundled_pair"),
+    "Engine": ("ssdcore.engine", "Engine"),
+    "ModelRunnerError": ("ssdcore.engine", "ModelRunnerError"),
+    "EngineConfig": ("ssdcore.engine_config", "EngineConfig"),
+    "SamplingParams": ("ssdcore.sampling_params", "SamplingParams"),
+    "RequestOutput": ("ssdcore.request_output", "RequestOutput"),
 }
 
 __all__ = ["__version__", "cuda_kernels_built", "cuda_available", "device_summary", *_LAZY]

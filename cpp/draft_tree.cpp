@@ -1,0 +1,146 @@
+// draft_tree.cpp: SSD pre-speculation (SSD_SPEC section 2.1): glue forward, fork, batched tree
+// decode and cache population. See draft_worker.h for the slot layout and invariants.
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "draft_worker.h"
+
+namespace ssd {
+
+namespace {
+
+// One branch (j, c): the outcome "j drafted tokens accepted, then c" and the K tokens drafted after.
+struct Branch {
+  DraftSequence* seq = nullptr;
+  int32_t j = 0;
+  int32_t c = 0;
+  int32_t local = 0;     // branch index within its sequence (scratch slot block)
+  int32_t first_pos = 0; // logical position of c
+  int32_t length = 0;    // tokens to draft
+  Speculation spec;
+};
+
+// The `count` highest-logit tokens of a row (ties: lower id first), skipping `exclude`.
+std::vector<int32_t> top_tokens(const float* row, int64_t vocab, int32_t count, int32_t exclude) {
+  std::vector<int32_t> out;
+  if (count <= 0) return out;
+  std::vector<int32_t> ids(static_cast<size_t>(vocab));
+  std::iota(ids.begin(), ids.end(), 0);
+  auto better = [row](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
+  int64_t take = std::min<int64_t>(vocab, count + 1);
+  std::partial_sort(ids.begin(), ids.begin() + take, ids.end(), better);
+  for (int64_t i = 0; i < take && static_cast<int32_t>(out.size()) < count; ++i) {
+    if (ids[i] != exclude) out.push_back(ids[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+// Forwards [r, s_1..s_n] of every sequence (after any decided tokens missing from the draft KV) and
+// returns their logits; row0[b] is the row of r for sequence b, so g_j is row row0[b] + j.
+Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0) {
+  ScopedTimer timer(stats_, Phase::kDraftGlue);
+  ForwardRequest req;
+  int32_t out_rows = 0;
+  row0->clear();
+  for (DraftSequence* s : seqs) {
+    int32_t pending = static_cast<int32_t>(s->tokens.size()) - 1;
+    s->kv.resize(std::min<size_t>(s->kv.size(), pending));
+    for (int32_t p = static_cast<int32_t>(s->kv.size()); p < pending; ++p) {
+      req.add_row(s->tokens[p], p, s->lane, p, -1);
+      s->kv.push_back(s->tokens[p]);
+    }
+    row0->push_back(out_rows);
+    req.add_row(s->tokens[pending], pending, s->lane, pending, out_rows++);
+    s->kv.push_back(s->tokens[pending]);
+    for (size_t i = 0; i < s->current.tokens.size(); ++i) {
+      int32_t pos = pending + 1 + static_cast<int32_t>(i);
+      req.add_row(s->current.tokens[i], pos, s->lane, pos, out_rows++);
+      s->kv.push_back(s->current.tokens[i]);
+    }
+  }
+  req.out_rows = out_rows;
+  return runner_->forward(req);
+}
+
+static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs, const Logits& glue,
+                                         const std::vector<int32_t>& row0, int32_t K) {
+  std::vector<Branch> branches;
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    DraftSequence* s = seqs[b];
+    const auto& proposals = s->current.tokens;
+    int32_t n = static_cast<int32_t>(proposals.size());
+    int32_t local = 0;
+    for (int32_t j = 0; j <= n; ++j) {
+      int32_t f = j < n ? s->plan[j] : s->plan[K];
+      int32_t exclude = j < n ? proposals[j] : -1;  // a rejected token has no residual mass
+      for (int32_t c : top_tokens(glue.row(row0[b] + j), glue.vocab, f, exclude)) {
+        Branch br;
+        br.seq = s;
+        br.j = j;
+        br.c = c;
+        br.local = local++;
+        br.first_pos = static_cast<int32_t>(s->tokens.size()) + j;
+        br.spec.source = SpecSource::kCacheHit;
+        branches.push_back(std::move(br));
+      }
+    }
+  }
+  return branches;
+}
+
+// Fork every g_j, decode all branches K steps (one batched forward per step), populate the cache.
+void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Logits& glue,
+                              const std::vector<int32_t>& row0) {
+  ScopedTimer timer(stats_, Phase::kDraftTree);
+  const int64_t V = glue.vocab;
+  const int32_t K = config_.K;
+  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K);
+  int32_t steps = 0;
+  for (Branch& br : branches) {
+    br.length = proposal_budget(*br.seq, br.j + 1);
+    br.spec.q = std::make_shared<std::vector<float>>(static_cast<size_t>(br.length) * V);
+    steps = std::max(steps, br.length);
+  }
+  const int32_t width = 2 * K + 1;
+  for (int32_t t = 0; t < steps; ++t) {
+    ForwardRequest req;
+    req.extra_width = width;
+    std::vector<DraftDraw> draws;
+    std::vector<Branch*> owner;
+    for (Branch& br : branches) {
+      if (t >= br.length) continue;
+      const DraftSequence& s = *br.seq;
+      int32_t prefix = static_cast<int32_t>(s.tokens.size()) - 1;  // slots before r
+      int32_t scratch0 = config_.max_context + br.local * K;
+      int32_t token = t == 0 ? br.c : br.spec.tokens[t - 1];
+      int32_t row = static_cast<int32_t>(draws.size());
+      req.add_row(token, br.first_pos + t, s.lane, scratch0 + t, row);
+      req.attend_len.push_back(prefix);
+      for (int32_t g = 0; g < width; ++g) {
+        int32_t slot = -1;
+        if (g <= br.j) slot = prefix + g;                                   // glue r, s_1..s_j
+        else if (g - br.j - 1 <= t) slot = scratch0 + (g - br.j - 1);       // own branch tokens
+        req.extra_slots.push_back(slot);
+      }
+      int32_t f = t < static_cast<int32_t>(s.plan.size()) ? s.plan[t] : 0;
+      draws.push_back({row, &s.params, br.first_pos + t + 1, f});
+      owner.push_back(&br);
+    }
+    req.out_rows = static_cast<int32_t>(draws.size());
+    Logits logits = runner_->forward(req);
+    std::vector<int32_t> toks = draw(logits, draws);
+    for (size_t i = 0; i < owner.size(); ++i) {
+      Speculation& spec = owner[i]->spec;
+      spec.tokens.push_back(toks[i]);
+      spec.saguaro_f.push_back(draws[i].saguaro_f);
+      std::memcpy(spec.q->data() + static_cast<size_t>(t) * V, logits.row(draws[i].row), sizeof(float) * V);
+    }
+  }
+  for (DraftSequence* s : seqs) cache_.begin_round(s->id);
+  for (Branch& br : branches) cache_.insert(br.seq->id, br.j, br.c, std::move(br.spec));
+}
+
+}  // namespace ssd

@@ -1,0 +1,145 @@
+// draft_worker.cpp: the draft worker's thread and round loop; see draft_worker.h.
+#include "draft_worker.h"
+
+#include <algorithm>
+#include <exception>
+#include <string>
+
+namespace ssd {
+
+DraftWorker::DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
+                         Channel<ToDraft>* inbox, Channel<ToTarget>* outbox)
+    : config_(config),
+      runner_(runner),
+      stats_(stats),
+      inbox_(inbox),
+      outbox_(outbox),
+      cache_(config.K),
+      planner_(make_fan_out_planner(config)),
+      chooser_(config.auto_jit_max_batch) {}
+
+DraftWorker::~DraftWorker() { join(); }
+
+void DraftWorker::start() { thread_ = std::thread([this] { run(); }); }
+
+void DraftWorker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void DraftWorker::run() {
+  bool started = false;
+  ToDraft msg;
+  while (inbox_->pop(msg)) {
+    try {
+      if (!started) runner_->on_worker_start();
+      started = true;
+      round(msg);
+    } catch (const std::exception& e) {
+      // The draft side forgets every sequence of the failed round; the target fails them too.
+      seqs_.clear();
+      cache_.clear();
+      ToTarget failure;
+      failure.round = msg.round;
+      failure.error = std::string("draft model runner failed: ") + e.what();
+      outbox_->push(std::move(failure));
+    }
+  }
+}
+
+// One SSD round on the draft side (SSD_SPEC 2.1 and 6).
+void DraftWorker::round(ToDraft& msg) {
+  apply(msg);                     // joins, outcomes and leaves decided by the target
+  ToTarget served = serve(msg);   // cache hit, else the backup, for every active sequence
+  served.prespec_start_ns = last_prespec_[0];
+  served.prespec_end_ns = last_prespec_[1];
+  outbox_->push(ToTarget(served));  // the target starts verifying these now...
+  if (config_.mode_enum() == Mode::kSsd && !seqs_.empty()) {
+    prespeculate(served);         // ...while the draft prepares every likely next round
+  }
+}
+
+static size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b, size_t limit) {
+  size_t n = std::min({a.size(), b.size(), limit});
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+void DraftWorker::apply(const ToDraft& msg) {
+  for (const DraftJoin& join : msg.joins) {
+    DraftSequence s;
+    s.id = join.seq_id;
+    s.lane = join.lane;
+    s.tokens = join.tokens;
+    s.params = join.params;
+    s.max_tokens_left = join.params.max_tokens - 1;
+    seqs_[s.id] = std::move(s);
+  }
+  for (const SeqOutcome& out : msg.outcomes) {
+    auto it = seqs_.find(out.seq_id);
+    if (it == seqs_.end()) continue;
+    DraftSequence& s = it->second;
+    planner_.observe_accept(out.accepted, static_cast<int>(s.current.tokens.size()));
+    if (out.finished) {
+      cache_.erase_sequence(out.seq_id);
+      seqs_.erase(it);
+      continue;
+    }
+    s.tokens.insert(s.tokens.end(), out.decided.begin(), out.decided.end());
+    s.max_tokens_left -= static_cast<int32_t>(out.decided.size());
+    s.kv.resize(common_prefix(s.kv, s.tokens, s.tokens.size() - 1));
+  }
+  for (int64_t id : msg.leaves) {
+    cache_.erase_sequence(id);
+    seqs_.erase(id);
+  }
+}
+
+ToTarget DraftWorker::serve(const ToDraft& msg) {
+  ToTarget out;
+  out.round = msg.round;
+  std::vector<DraftSequence*> order, missed;
+  for (const DraftJoin& join : msg.joins) {
+    auto it = seqs_.find(join.seq_id);
+    if (it != seqs_.end()) order.push_back(&it->second), missed.push_back(&it->second);
+  }
+  for (const SeqOutcome& o : msg.outcomes) {
+    auto it = seqs_.find(o.seq_id);
+    if (it == seqs_.end()) continue;
+    DraftSequence& s = it->second;
+    order.push_back(&s);
+    std::optional<Speculation> hit;
+    if (config_.mode_enum() == Mode::kSsd) {
+      hit = cache_.lookup(s.id, o.accepted, s.tokens.back());
+      int32_t f = o.accepted < static_cast<int32_t>(s.plan.size()) ? s.plan[o.accepted] : 0;
+      planner_.observe_hit(o.accepted, f, hit.has_value());
+      stats_->record_lookup(o.accepted, hit.has_value());
+    }
+    if (hit) {
+      s.current = std::move(*hit);
+    } else {
+      missed.push_back(&s);
+    }
+  }
+  serve_misses(order.size(), missed, msg.verify_seconds);
+  for (DraftSequence* s : order) out.specs.emplace_back(s->id, s->current);
+  return out;
+}
+
+void DraftWorker::prespeculate(const ToTarget& served) {
+  (void)served;  // the speculations are also kept in DraftSequence::current
+  std::vector<DraftSequence*> seqs;
+  std::vector<int32_t> plan = planner_.plan();
+  for (auto& kv : seqs_) {
+    kv.second.plan = plan;
+    seqs.push_back(&kv.second);
+  }
+  ScopedTimer busy(stats_, Phase::kDraftPrespeculate);
+  std::vector<int32_t> row0;
+  Logits glue = glue_forward(seqs, &row0);
+  tree_decode(seqs, glue, row0);
+  last_prespec_[0] = busy.start_ns();
+  last_prespec_[1] = busy.start_ns() + busy.stop();
+}
+
+}  // namespace ssd

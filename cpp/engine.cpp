@@ -1,0 +1,84 @@
+// engine.cpp: see engine.h.
+#include "engine.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace ssd {
+
+Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
+               std::vector<int32_t> eos_ids)
+    : config_(config), stats_(config.K), to_draft_(16), from_draft_(16), events_(1 << 16) {
+  config_.validate();
+  if (target == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
+  bool needs_draft = config_.mode_enum() != Mode::kAr;
+  if (needs_draft && draft == nullptr) {
+    throw std::invalid_argument("EngineConfig.mode = \"" + config_.mode +
+                                "\" needs a draft model; allowed without one: \"ar\"");
+  }
+  vocab_ = target->vocab_size();
+  if (needs_draft && draft->vocab_size() != vocab_) {
+    throw std::invalid_argument("draft vocab_size " + std::to_string(draft->vocab_size()) +
+                                " differs from the target's " + std::to_string(vocab_) +
+                                "; both models must produce logits over the same vocabulary");
+  }
+  if (needs_draft) {
+    draft_ = std::make_unique<DraftWorker>(config_, draft, &stats_, &to_draft_, &from_draft_);
+    draft_->start();
+  }
+  target_ = std::make_unique<TargetWorker>(config_, target, &stats_, &scheduler_,
+                                           needs_draft ? &to_draft_ : nullptr,
+                                           needs_draft ? &from_draft_ : nullptr, &events_,
+                                           std::move(eos_ids));
+  target_->start();
+}
+
+Engine::~Engine() { close(); }
+
+void Engine::check_request(const std::vector<int32_t>& prompt, const RequestParams& p) const {
+  if (prompt.empty()) throw std::invalid_argument("prompt is empty: give at least one token");
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= vocab_) {
+      throw std::invalid_argument("prompt token " + std::to_string(i) + " = " + std::to_string(prompt[i]) +
+                                  " is outside the vocabulary: allowed 0.." + std::to_string(vocab_ - 1));
+    }
+  }
+  check_sampling_params(to_sampling_params(p), "SamplingParams");
+  if (p.max_tokens < 1) {
+    throw std::invalid_argument("SamplingParams.max_tokens = " + std::to_string(p.max_tokens) +
+                                " is invalid: allowed >= 1");
+  }
+  int64_t need = static_cast<int64_t>(prompt.size()) + p.max_tokens;
+  if (need > config_.max_context) {
+    throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens + max_tokens " +
+                                std::to_string(p.max_tokens) + " = " + std::to_string(need) +
+                                " exceeds the context: allowed at most max_context = " +
+                                std::to_string(config_.max_context));
+  }
+}
+
+int64_t Engine::submit(std::vector<int32_t> prompt, const RequestParams& params) {
+  check_request(prompt, params);
+  return scheduler_.submit(std::move(prompt), params);
+}
+
+void Engine::cancel(int64_t id) { scheduler_.cancel(id); }
+
+PopStatus Engine::poll(OutputEvent* event, std::chrono::milliseconds timeout) {
+  std::lock_guard<std::mutex> lock(poll_mutex_);
+  return events_.pop_for(*event, timeout);
+}
+
+void Engine::close() {
+  std::lock_guard<std::mutex> lock(close_mutex_);
+  if (closed_) return;
+  closed_ = true;
+  scheduler_.stop();
+  if (target_) target_->join();   // finishes its round; fails what is still running
+  to_draft_.close();
+  from_draft_.close();
+  if (draft_) draft_->join();
+  events_.close();
+}
+
+}  // namespace ssd

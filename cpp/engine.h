@@ -1,0 +1,63 @@
+// engine.h: the SSD engine: one target worker, one draft worker (sd and ssd modes), the channels
+// between them, the scheduler and the stats. The C++ entry point used by the Python bindings and by
+// native applications.
+//
+// Lifecycle: construct with a validated EngineConfig and the runners (the draft runner may be null
+// only in ar mode), submit requests from any thread, poll output events from one consumer thread at a
+// time, close() (idempotent; the destructor calls it) stops the workers and joins them. Requests still
+// running at close finish with an error event. Runners must outlive the Engine.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "channel.h"
+#include "draft_worker.h"
+#include "engine_config.h"
+#include "messages.h"
+#include "model_runner.h"
+#include "scheduler.h"
+#include "stats.h"
+#include "target_worker.h"
+
+namespace ssd {
+
+class Engine {
+ public:
+  Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
+         std::vector<int32_t> eos_ids);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Any thread. Throws std::invalid_argument for an empty prompt, a token outside the vocabulary,
+  // invalid sampling parameters, or prompt + max_tokens beyond max_context.
+  int64_t submit(std::vector<int32_t> prompt, const RequestParams& params);
+  void cancel(int64_t id);
+  // One consumer at a time (serialised by a mutex). kTimeout when nothing arrived in time.
+  PopStatus poll(OutputEvent* event, std::chrono::milliseconds timeout);
+  StatsSnapshot stats() const { return stats_.snapshot(); }
+  void reset_stats() { stats_.reset(); }
+  const EngineConfig& config() const { return config_; }
+  void close();
+
+ private:
+  void check_request(const std::vector<int32_t>& prompt, const RequestParams& params) const;
+
+  EngineConfig config_;
+  int64_t vocab_ = 0;
+  Stats stats_;
+  Scheduler scheduler_;
+  Channel<ToDraft> to_draft_;
+  Channel<ToTarget> from_draft_;
+  Channel<OutputEvent> events_;
+  std::unique_ptr<DraftWorker> draft_;
+  std::unique_ptr<TargetWorker> target_;
+  std::mutex poll_mutex_;
+  std::mutex close_mutex_;
+  bool closed_ = false;
+};
+
+}  // namespace ssd

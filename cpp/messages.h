@@ -1,0 +1,75 @@
+// messages.h: the typed messages that travel between the target worker and the draft worker
+// (through Channel<ToDraft> and Channel<ToTarget>, the only path between them), and the events the
+// target worker publishes to the caller.
+//
+// Protocol, one exchange per round t:
+//   target -> draft   ToDraft{t}: joins (new sequences, with their first pending token), outcomes of
+//                     round t-1 (k accepted, tokens decided), sequences that left
+//   draft  -> target  ToTarget{t}: one Speculation per active sequence (cache hit or backup), or an
+//                     error; then the draft pre-speculates round t+1 while the target verifies round t.
+// Messages own their data (plain values and shared_ptr to immutable proposal rows), so whoever pops
+// one may use it freely.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sequence.h"
+#include "speculation.h"
+
+namespace ssd {
+
+struct DraftJoin {
+  int64_t seq_id = -1;
+  int32_t lane = -1;
+  std::vector<int32_t> tokens;  // prompt + the first pending token
+  RequestParams params;
+};
+
+struct SeqOutcome {
+  int64_t seq_id = -1;
+  int32_t accepted = 0;          // k: drafted tokens accepted
+  std::vector<int32_t> decided;  // s_1..s_k then r' (as decided, before stop conditions)
+  bool finished = false;         // the sequence leaves after this round
+};
+
+struct ToDraft {
+  int64_t round = 0;
+  std::vector<DraftJoin> joins;
+  std::vector<SeqOutcome> outcomes;
+  std::vector<int64_t> leaves;   // cancelled or failed sequences
+  double verify_seconds = 0.0;   // the target's last verification time (for the backup chooser)
+};
+
+struct ToTarget {
+  int64_t round = 0;
+  std::vector<std::pair<int64_t, Speculation>> specs;
+  std::string error;             // non-empty: the draft side failed this round
+  // The draft's previous pre-speculation interval (steady clock ns; 0 = none), so the target can
+  // measure how much of it overlapped its verification of that round.
+  int64_t prespec_start_ns = 0;
+  int64_t prespec_end_ns = 0;
+};
+
+// Per-request metrics, filled when a request finishes.
+struct RequestMetrics {
+  int32_t prompt_tokens = 0;
+  int32_t generated_tokens = 0;
+  int32_t rounds = 0;
+  int32_t accepted_drafts = 0;
+  int32_t cache_hits = 0;
+  int32_t cache_lookups = 0;
+  double time_to_first_token = 0.0;  // seconds from submission
+  double decode_seconds = 0.0;       // from first token to finish
+};
+
+struct OutputEvent {
+  int64_t seq_id = -1;
+  std::vector<int32_t> tokens;  // newly decided tokens (in order)
+  FinishReason finish = FinishReason::kNone;
+  std::string error;
+  RequestMetrics metrics;       // valid when finish != kNone
+};
+
+}  // namespace ssd

@@ -1,0 +1,73 @@
+// model_runner.h: what the runtime asks of a model (the target or the draft).
+//
+// A ModelRunner owns a model and its preallocated KV cache: `num_lanes` lanes (one per running
+// sequence), each with `max_slots` slots = context slots [0, max_context) followed by scratch slots
+// for SSD tree branches. The runtime never sees weights or KV tensors; it only sends ForwardRequests:
+// N flattened rows, each a token written at (lane, slot) with a logical RoPE position, attending to
+// part of its lane, and gets float32 logits back for the rows it asked for.
+//
+// Attention of row r (within lanes[r]):
+//   - attend_len empty:   causal by slot: slots [0, slots[r]]  (prefill, decode, verification; a
+//                         rollback of rejected tokens is free: later rows overwrite those slots)
+//   - attend_len given:   slots [0, attend_len[r]) plus extra_slots[r*extra_width .. +extra_width)
+//                         (-1 = padding); the row's own slot must be listed (SSD tree branches).
+// Logits: out_index[r] >= 0 puts row r's logits at that row of the [out_rows, vocab] result;
+// out_index[r] < 0 computes no logits for it. Result rows nobody wrote are unspecified.
+//
+// Threads: each runner is called from exactly one runtime thread (the target worker or the draft
+// worker), which calls on_worker_start() once before any forward. Implementations written in Python
+// take the GIL inside forward (see bindings.cpp); the runtime never holds a lock while calling.
+// forward() reports failure by throwing; the runtime turns it into an error naming the side.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ssd {
+
+struct ForwardRequest {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> positions;
+  std::vector<int32_t> lanes;
+  std::vector<int32_t> slots;
+  std::vector<int32_t> attend_len;   // empty = causal by slot
+  std::vector<int32_t> extra_slots;  // rows * extra_width, -1 padded
+  int32_t extra_width = 0;
+  std::vector<int32_t> out_index;    // per row: destination row of its logits, or -1
+  int32_t out_rows = 0;
+
+  size_t rows() const { return tokens.size(); }
+  // Appends one row; returns its index.
+  size_t add_row(int32_t token, int32_t position, int32_t lane, int32_t slot, int32_t out) {
+    tokens.push_back(token);
+    positions.push_back(position);
+    lanes.push_back(lane);
+    slots.push_back(slot);
+    out_index.push_back(out);
+    return tokens.size() - 1;
+  }
+};
+
+// Float32 logits [rows, vocab], row-major and contiguous, in host memory. `owner` keeps the storage
+// alive (for a Python runner, the torch tensor behind a DLPack capsule); copies share it.
+struct Logits {
+  const float* data = nullptr;
+  int64_t rows = 0;
+  int64_t vocab = 0;
+  std::shared_ptr<void> owner;
+
+  const float* row(int64_t r) const { return data + r * vocab; }
+};
+
+class ModelRunner {
+ public:
+  virtual ~ModelRunner() = default;
+  // Width of the logits rows (the model's vocabulary, after reconciling with the tokenizer).
+  virtual int64_t vocab_size() const = 0;
+  // Called once on the worker thread that will make every forward call (thread count, pinning).
+  virtual void on_worker_start() {}
+  virtual Logits forward(const ForwardRequest& request) = 0;
+};
+
+}  // namespace ssd

@@ -1,0 +1,65 @@
+// scheduler.cpp: see scheduler.h.
+#include "scheduler.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "stats.h"
+
+namespace ssd {
+
+int64_t Scheduler::submit(std::vector<int32_t> prompt, const RequestParams& params) {
+  std::lock_guard<std::mutex> lock(m_);
+  if (stopped_) throw std::runtime_error("the engine is closed; create a new Engine");
+  Request r;
+  r.id = next_id_++;
+  r.prompt = std::move(prompt);
+  r.params = params;
+  r.submit_ns = now_ns();
+  int64_t id = r.id;
+  queue_.push_back(std::move(r));
+  cv_.notify_all();
+  return id;
+}
+
+void Scheduler::cancel(int64_t id) {
+  std::lock_guard<std::mutex> lock(m_);
+  cancelled_.insert(id);
+  cv_.notify_all();
+}
+
+void Scheduler::stop() {
+  std::lock_guard<std::mutex> lock(m_);
+  stopped_ = true;
+  cv_.notify_all();
+}
+
+bool Scheduler::stopped() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return stopped_;
+}
+
+bool Scheduler::wait_for_work(bool idle) {
+  std::unique_lock<std::mutex> lock(m_);
+  if (idle) cv_.wait(lock, [&] { return stopped_ || !queue_.empty() || !cancelled_.empty(); });
+  return !stopped_;
+}
+
+std::vector<Request> Scheduler::take_new(size_t max_count) {
+  std::lock_guard<std::mutex> lock(m_);
+  std::vector<Request> out;
+  while (!queue_.empty() && out.size() < max_count) {
+    out.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  return out;
+}
+
+std::vector<int64_t> Scheduler::take_cancelled() {
+  std::lock_guard<std::mutex> lock(m_);
+  std::vector<int64_t> out(cancelled_.begin(), cancelled_.end());
+  cancelled_.clear();
+  return out;
+}
+
+}  // namespace ssd

@@ -1,0 +1,63 @@
+// sequence.h: one generation request as the runtime sees it.
+//
+// `tokens` holds the prompt followed by every token decided so far; once the request has been
+// prefilled, tokens.back() is the pending token r (sampled by the target, not yet in the target's KV
+// cache), so the target's KV holds exactly tokens.size() - 1 entries. Tokens are only ever appended
+// through commit(), which applies the stop conditions (EOS ids unless ignore_eos, stop token ids,
+// max_tokens); stop strings need the tokenizer and are handled by the Python layer, which cancels.
+//
+// Threads: a Sequence is owned by the target worker; the draft worker keeps its own DraftSequence.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sampling_params.h"
+
+namespace ssd {
+
+// Per-request sampling and stopping parameters (mirrored by python ssdcore.SamplingParams, whose
+// stop strings stay in Python).
+struct RequestParams {
+  double temperature = 1.0;  // 0 = greedy
+  int32_t top_k = 0;         // 0 = off
+  double top_p = 1.0;        // 1 = off
+  uint64_t seed = 0;
+  int32_t max_tokens = 64;   // generated tokens, >= 1
+  bool ignore_eos = false;
+  std::vector<int32_t> stop_token_ids;  // stop on these in addition to the model's EOS ids
+};
+
+// The distribution transform of a request (the draft uses the same one).
+inline SamplingParams to_sampling_params(const RequestParams& p) {
+  SamplingParams s;
+  s.temperature = static_cast<float>(p.temperature);
+  s.top_k = p.top_k;
+  s.top_p = static_cast<float>(p.top_p);
+  return s;
+}
+
+enum class FinishReason { kNone = 0, kLength, kStop, kCancelled, kError };
+const char* to_string(FinishReason reason);
+
+struct Sequence {
+  int64_t id = -1;
+  int32_t lane = -1;
+  int32_t prompt_len = 0;
+  std::vector<int32_t> tokens;
+  RequestParams params;
+  FinishReason finish = FinishReason::kNone;
+  int32_t rounds = 0;
+  int32_t accepted_drafts = 0;  // drafted tokens accepted over all rounds
+
+  int32_t generated() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
+  // Position of the pending token r (= number of tokens in the target's KV).
+  int32_t pending_position() const { return static_cast<int32_t>(tokens.size()) - 1; }
+  bool finished() const { return finish != FinishReason::kNone; }
+
+  // Appends decided tokens in order until a stop condition fires; returns how many were appended.
+  // An EOS / stop token ends the request and is not appended (it is not part of the output).
+  int32_t commit(const int32_t* decided, int32_t n, const std::vector<int32_t>& eos_ids);
+};
+
+}  // namespace ssd

@@ -1,0 +1,171 @@
+// target_verify.cpp: the target worker's forwards and decisions: prefill of new requests, the batched
+// verification forward, lossless acceptance (verifier.h) and commit. See target_worker.h.
+#include <cstring>
+
+#include "target_worker.h"
+#include "verifier.h"
+
+namespace ssd {
+
+namespace {
+
+// Runs verify_cpu for `n` sequences whose target rows are `logits` as [n, k+1, V].
+struct VerifyInputs {
+  int32_t k = 0;
+  std::vector<int64_t> tokens;       // [n, k]
+  std::vector<float> draft_logits;   // [n, k, V] or empty
+  std::vector<int32_t> fanout;       // [n, k]
+  std::vector<SeqVerifyParams> params;
+};
+
+SeqVerifyParams verify_params(const RequestParams& p, double saguaro_c, int64_t position) {
+  SeqVerifyParams v;
+  v.target = to_sampling_params(p);
+  v.draft = v.target;
+  v.saguaro_c = static_cast<float>(saguaro_c);
+  v.seed = p.seed;
+  v.position = position;
+  v.onehot = 1;
+  return v;
+}
+
+void run_verify(const Logits& logits, VerifyInputs& in, std::vector<int64_t>* accept,
+                std::vector<int64_t>* next) {
+  const int32_t n = static_cast<int32_t>(in.params.size());
+  accept->assign(n, 0);
+  next->assign(n, 0);
+  VerifyBatch batch;
+  batch.batch = n;
+  batch.k = in.k;
+  batch.vocab = static_cast<int32_t>(logits.vocab);
+  batch.target_logits = logits.data;
+  batch.draft_tokens = in.k > 0 ? in.tokens.data() : nullptr;
+  batch.draft_logits = in.draft_logits.empty() ? nullptr : in.draft_logits.data();
+  batch.saguaro_fanout = in.k > 0 ? in.fanout.data() : nullptr;
+  batch.params = in.params.data();
+  VerifyResult result{accept->data(), next->data()};
+  verify_cpu(batch, result, 1);
+}
+
+}  // namespace
+
+// Prefills every new request in one forward and samples its first token from the last row.
+void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
+  ForwardRequest req;
+  VerifyInputs in;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Request& r = requests[i];
+    int32_t lane = free_lanes_.back();
+    free_lanes_.pop_back();
+    int32_t n = static_cast<int32_t>(r.prompt.size());
+    for (int32_t p = 0; p < n; ++p) req.add_row(r.prompt[p], p, lane, p, p == n - 1 ? int32_t(i) : -1);
+    in.params.push_back(verify_params(r.params, config_.saguaro_c, n));
+    ActiveSequence& a = active_[r.id];
+    a.seq.id = r.id;
+    a.seq.lane = lane;
+    a.seq.prompt_len = n;
+    a.seq.tokens = r.prompt;
+    a.seq.params = r.params;
+    a.submit_ns = r.submit_ns;
+    a.metrics.prompt_tokens = n;
+  }
+  req.out_rows = static_cast<int32_t>(requests.size());
+  Logits logits;
+  try {
+    logits = runner_->forward(req);
+  } catch (...) {
+    for (const Request& r : requests) pending_.leaves.push_back(r.id);  // not yet told to the draft
+    throw;
+  }
+  std::vector<int64_t> accept, next;
+  run_verify(logits, in, &accept, &next);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ActiveSequence& a = active_[requests[i].id];
+    a.first_token_ns = now_ns();
+    a.metrics.time_to_first_token = (a.first_token_ns - a.submit_ns) * 1e-9;
+    commit(a, {static_cast<int32_t>(next[i])});
+    if (a.seq.finished()) {
+      finish(a.seq.id, a.seq.finish, "");
+      continue;
+    }
+    msg->joins.push_back(DraftJoin{a.seq.id, a.seq.lane, a.seq.tokens, a.seq.params});
+  }
+}
+
+Logits TargetWorker::verify_forward(const ToTarget& specs) {
+  ForwardRequest req;
+  const int32_t rows = config_.K + 1;
+  for (size_t b = 0; b < specs.specs.size(); ++b) {
+    const Sequence& s = active_.at(specs.specs[b].first).seq;
+    const Speculation& spec = specs.specs[b].second;
+    int32_t L = s.pending_position();
+    int32_t out0 = static_cast<int32_t>(b) * rows;
+    req.add_row(s.tokens.back(), L, s.lane, L, out0);
+    for (size_t i = 0; i < spec.tokens.size(); ++i) {
+      int32_t pos = L + 1 + static_cast<int32_t>(i);
+      req.add_row(spec.tokens[i], pos, s.lane, pos, out0 + 1 + static_cast<int32_t>(i));
+    }
+  }
+  req.out_rows = static_cast<int32_t>(specs.specs.size()) * rows;
+  last_verify_[0] = now_ns();
+  return runner_->forward(req);
+}
+
+void TargetWorker::decide(const Logits& logits, const ToTarget& specs, ToDraft* next_msg) {
+  const int32_t K = config_.K;
+  const int64_t V = logits.vocab;
+  const size_t B = specs.specs.size();
+  VerifyInputs in;
+  in.k = K;
+  in.tokens.assign(B * K, 0);
+  in.fanout.assign(B * K, 0);
+  bool any_sampled = false;
+  for (const auto& entry : specs.specs) any_sampled |= !entry.second.onehot && entry.second.q;
+  if (any_sampled) in.draft_logits.assign(B * K * V, 0.0f);
+  for (size_t b = 0; b < B; ++b) {
+    const Sequence& s = active_.at(specs.specs[b].first).seq;
+    const Speculation& spec = specs.specs[b].second;
+    SeqVerifyParams p = verify_params(s.params, config_.saguaro_c, s.pending_position() + 1);
+    p.draft_len = static_cast<int32_t>(spec.tokens.size());
+    p.onehot = spec.onehot || !spec.q ? 1 : 0;
+    in.params.push_back(p);
+    for (int32_t i = 0; i < p.draft_len; ++i) {
+      in.tokens[b * K + i] = spec.tokens[i];
+      if (i < static_cast<int32_t>(spec.saguaro_f.size())) in.fanout[b * K + i] = spec.saguaro_f[i];
+    }
+    if (!p.onehot) std::memcpy(&in.draft_logits[b * K * V], spec.q->data(), sizeof(float) * p.draft_len * V);
+  }
+  std::vector<int64_t> accept, next;
+  run_verify(logits, in, &accept, &next);
+  last_verify_[1] = now_ns();
+  stats_->add_phase_ns(Phase::kTargetVerify, last_verify_[1] - last_verify_[0]);
+  stats_->record_round();
+  for (size_t b = 0; b < B; ++b) {
+    ActiveSequence& a = active_.at(specs.specs[b].first);
+    const Speculation& spec = specs.specs[b].second;
+    int32_t k = static_cast<int32_t>(accept[b]);
+    std::vector<int32_t> decided(spec.tokens.begin(), spec.tokens.begin() + k);
+    decided.push_back(static_cast<int32_t>(next[b]));
+    stats_->record_accept(k, static_cast<int32_t>(spec.tokens.size()), spec.source);
+    a.seq.rounds += 1;
+    a.seq.accepted_drafts += k;
+    a.metrics.cache_lookups += 1;
+    a.metrics.cache_hits += spec.source == SpecSource::kCacheHit ? 1 : 0;
+    commit(a, decided);
+    next_msg->outcomes.push_back(SeqOutcome{a.seq.id, k, decided, a.seq.finished()});
+    if (a.seq.finished()) finish(a.seq.id, a.seq.finish, "");
+  }
+}
+
+void TargetWorker::commit(ActiveSequence& a, const std::vector<int32_t>& decided) {
+  size_t before = a.seq.tokens.size();
+  int32_t n = a.seq.commit(decided.data(), static_cast<int32_t>(decided.size()), eos_ids_);
+  stats_->record_tokens(n);
+  if (n == 0 && !a.seq.finished()) return;
+  OutputEvent ev;
+  ev.seq_id = a.seq.id;
+  ev.tokens.assign(a.seq.tokens.begin() + before, a.seq.tokens.end());
+  if (!ev.tokens.empty()) events_->push(std::move(ev));
+}
+
+}  // namespace ssd

@@ -1,0 +1,142 @@
+// target_worker.cpp: the target worker's thread and round loop; see target_worker.h.
+#include "target_worker.h"
+
+#include <algorithm>
+#include <exception>
+#include <unordered_set>
+
+namespace ssd {
+
+TargetWorker::TargetWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
+                           Scheduler* scheduler, Channel<ToDraft>* to_draft,
+                           Channel<ToTarget>* from_draft, Channel<OutputEvent>* events,
+                           std::vector<int32_t> eos_ids)
+    : config_(config),
+      runner_(runner),
+      stats_(stats),
+      scheduler_(scheduler),
+      to_draft_(to_draft),
+      from_draft_(from_draft),
+      events_(events),
+      eos_ids_(std::move(eos_ids)) {
+  for (int32_t lane = config.max_batch - 1; lane >= 0; --lane) free_lanes_.push_back(lane);
+}
+
+TargetWorker::~TargetWorker() { join(); }
+
+void TargetWorker::start() { thread_ = std::thread([this] { run(); }); }
+
+void TargetWorker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void TargetWorker::run() {
+  bool started = false;
+  while (scheduler_->wait_for_work(active_.empty() && pending_.outcomes.empty())) {
+    try {
+      if (!started) runner_->on_worker_start();
+      started = true;
+      round();
+    } catch (const std::exception& e) {
+      fail_all(std::string("target model runner failed: ") + e.what());
+    }
+  }
+  fail_all("the engine was closed before the request finished");
+}
+
+// One round on the target side (SSD_SPEC 2.2).
+void TargetWorker::round() {
+  ToDraft msg = std::move(pending_);
+  pending_ = ToDraft{};
+  cancel(&msg);                          // drop cancelled requests
+  admit(&msg);                           // prefill new requests, sample their first token
+  if (active_.empty() && msg.outcomes.empty() && msg.leaves.empty()) return;
+  ToTarget specs = exchange(std::move(msg));  // one speculation per sequence (hit or backup)
+  if (!specs.error.empty()) return fail_all(specs.error);
+  if (specs.specs.empty()) return;
+  Logits logits = verify_forward(specs);  // one target forward over [r, s_1..s_n] per sequence
+  decide(logits, specs, &pending_);      // lossless acceptance, commit, stream, stop
+}
+
+void TargetWorker::cancel(ToDraft* msg) {
+  for (int64_t id : scheduler_->take_cancelled()) {
+    if (active_.count(id) == 0) continue;
+    finish(id, FinishReason::kCancelled, "");
+    msg->leaves.push_back(id);
+  }
+}
+
+void TargetWorker::admit(ToDraft* msg) {
+  if (free_lanes_.empty()) return;
+  std::vector<Request> requests = scheduler_->take_new(free_lanes_.size());
+  if (requests.empty()) return;
+  std::vector<int64_t> late = scheduler_->take_cancelled();
+  std::unordered_set<int64_t> late_set(late.begin(), late.end());
+  std::vector<Request> keep;
+  for (Request& r : requests) {
+    if (late_set.count(r.id) != 0) {
+      OutputEvent ev;
+      ev.seq_id = r.id;
+      ev.finish = FinishReason::kCancelled;
+      events_->push(std::move(ev));
+    } else {
+      keep.push_back(std::move(r));
+    }
+  }
+  for (int64_t id : late) {
+    if (active_.count(id) != 0) finish(id, FinishReason::kCancelled, ""), msg->leaves.push_back(id);
+  }
+  if (!keep.empty()) prefill(keep, msg);
+}
+
+ToTarget TargetWorker::exchange(ToDraft msg) {
+  ToTarget specs;
+  specs.round = ++round_;
+  if (to_draft_ == nullptr) {  // ar mode: nothing is ever proposed
+    for (auto& kv : active_) specs.specs.emplace_back(kv.first, Speculation{});
+    return specs;
+  }
+  msg.round = specs.round;
+  ScopedTimer wait(stats_, Phase::kWaitForDraft);
+  if (!to_draft_->push(std::move(msg)) || !from_draft_->pop(specs)) {
+    specs.error = "the draft worker stopped";
+    return specs;
+  }
+  wait.stop();
+  stats_->add_draft_overlap_ns(overlap_ns(specs.prespec_start_ns, specs.prespec_end_ns,
+                                          last_verify_[0], last_verify_[1]));
+  specs.specs.erase(std::remove_if(specs.specs.begin(), specs.specs.end(),
+                                   [&](const auto& s) { return active_.count(s.first) == 0; }),
+                    specs.specs.end());
+  return specs;
+}
+
+void TargetWorker::finish(int64_t id, FinishReason reason, const std::string& error) {
+  auto it = active_.find(id);
+  if (it == active_.end()) return;
+  ActiveSequence& a = it->second;
+  OutputEvent ev;
+  ev.seq_id = id;
+  ev.finish = reason;
+  ev.error = error;
+  a.metrics.generated_tokens = a.seq.generated();
+  a.metrics.rounds = a.seq.rounds;
+  a.metrics.accepted_drafts = a.seq.accepted_drafts;
+  if (a.first_token_ns > 0) a.metrics.decode_seconds = (now_ns() - a.first_token_ns) * 1e-9;
+  ev.metrics = a.metrics;
+  free_lanes_.push_back(a.seq.lane);
+  active_.erase(it);
+  events_->push(std::move(ev));
+}
+
+void TargetWorker::fail_all(const std::string& error) {
+  std::vector<int64_t> ids;
+  for (auto& kv : active_) ids.push_back(kv.first);
+  for (int64_t id : ids) {
+    finish(id, FinishReason::kError, error);
+    pending_.leaves.push_back(id);
+  }
+  pending_.outcomes.clear();
+}
+
+}  // namespace ssd

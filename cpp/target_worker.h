@@ -1,0 +1,75 @@
+// target_worker.h: the target side of the engine, the round loop (SSD_SPEC sections 1 and 2.2).
+//
+// Each round: admit new requests (prefill, sample their first token), hand the last round's outcomes
+// to the draft worker and take one speculation per sequence back (none in ar mode), verify all
+// sequences in one target forward, and commit: append tokens, apply stop conditions, stream the new
+// tokens as OutputEvents. Errors in the target runner or reported by the draft worker fail the
+// sequences of that round (an error event each, naming the side) and the loop goes on.
+//
+// Invariants: Sequence::tokens.back() is the pending token and the target KV holds the rest at
+// slots == positions; every ToDraft sent gets exactly one ToTarget back; KV lanes are owned by
+// active sequences only.
+//
+// Threads: constructed, started and joined by the Engine; everything else runs on its own thread.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "channel.h"
+#include "engine_config.h"
+#include "messages.h"
+#include "model_runner.h"
+#include "scheduler.h"
+#include "stats.h"
+
+namespace ssd {
+
+struct ActiveSequence {
+  Sequence seq;
+  RequestMetrics metrics;
+  int64_t submit_ns = 0;
+  int64_t first_token_ns = 0;
+};
+
+class TargetWorker {
+ public:
+  TargetWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats, Scheduler* scheduler,
+               Channel<ToDraft>* to_draft, Channel<ToTarget>* from_draft,
+               Channel<OutputEvent>* events, std::vector<int32_t> eos_ids);
+  ~TargetWorker();
+  void start();
+  void join();
+
+ private:
+  void run();
+  void round();
+  void admit(ToDraft* msg);
+  ToTarget exchange(ToDraft msg);
+  Logits verify_forward(const ToTarget& specs);
+  void decide(const Logits& logits, const ToTarget& specs, ToDraft* next);
+
+  void prefill(std::vector<Request>& requests, ToDraft* msg);
+  void cancel(ToDraft* msg);
+  void commit(ActiveSequence& a, const std::vector<int32_t>& decided);
+  void finish(int64_t id, FinishReason reason, const std::string& error);
+  void fail_all(const std::string& error);
+
+  EngineConfig config_;
+  ModelRunner* runner_;
+  Stats* stats_;
+  Scheduler* scheduler_;
+  Channel<ToDraft>* to_draft_;     // null in ar mode
+  Channel<ToTarget>* from_draft_;  // null in ar mode
+  Channel<OutputEvent>* events_;
+  std::vector<int32_t> eos_ids_;
+  std::map<int64_t, ActiveSequence> active_;
+  std::vector<int32_t> free_lanes_;
+  ToDraft pending_;                // what the draft has not been told yet
+  int64_t round_ = 0;
+  int64_t last_verify_[2] = {0, 0};
+  std::thread thread_;
+};
+
+}  // namespace ssd

@@ -1,0 +1,202 @@
+"""Engine: the Python API of ssdcore (SSD, SD and AR decoding with one runtime).
+
+``Engine(target, draft, mode="ssd", ...)`` loads both models (the bundled pair by default), checks
+their tokenizers, builds a :class:`~ssdcore.model_runner.ModelRunner` for each and starts the C++
+runtime (target worker + draft worker threads). ``generate`` blocks until every request finishes;
+``stream`` yields text deltas as rounds commit. One pump thread moves the runtime's output events to
+per-request queues, so any number of caller threads may generate concurrently. Call ``close()`` (or
+use ``with``); Ctrl-C inside ``generate`` cancels that call's requests and re-raises promptly.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Iterator, List, Optional, Sequence, Union
+
+from .engine_config import EngineConfig
+from .engine_setup import build_runners, resolve_config
+from .request_output import RequestOutput, RequestTracker
+from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
+
+log = logging.getLogger(__name__)
+
+PromptLike = Union[str, Sequence[int]]
+
+
+class ModelRunnerError(RuntimeError):
+    """A model forward raised inside the engine; the message names the side (target or draft)."""
+
+
+class Engine:
+    def __init__(self, target=None, draft=None, mode: str = "ssd", K: int = 4, fan_out=8,
+                 backup: str = "auto", saguaro_c: float = 1.0, *, config: Optional[EngineConfig] = None,
+                 dtype: str = "float32", target_device: str = "cpu", draft_device: str = "cpu",
+                 target_threads: int = 1, draft_threads: int = 1, target_cores=None, draft_cores=None,
+                 **config_fields):
+        from . import _core
+
+        self.config = config or resolve_config(mode=mode, K=K, fan_out=fan_out, backup=backup,
+                                               saguaro_c=saguaro_c, **config_fields)
+        setup = build_runners(self.config, target, draft, dtype=dtype, target_device=target_device,
+                              draft_device=draft_device, target_threads=target_threads,
+                              draft_threads=draft_threads, target_cores=target_cores,
+                              draft_cores=draft_cores)
+        self.config, self.tokenizer, self.eos_token_ids = setup.config, setup.tokenizer, setup.eos_ids
+        self.target, self.draft = setup.target, setup.draft
+        self._core = _core.Engine(self.config.to_core(), setup.target_runner, setup.draft_runner,
+                                  list(self.eos_token_ids))
+        self._queues: dict = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._requests = 0
+        self._pump = threading.Thread(target=self._pump_events, name="ssdcore-events", daemon=True)
+        self._pump.start()
+        log.info("engine ready: %s", self.config)
+
+    # ------------------------------------------------------------------ public API
+    def generate(self, prompts: Union[PromptLike, List[PromptLike]],
+                 sampling_params: Union[SamplingParamsLike, List[SamplingParamsLike]] = None
+                 ) -> List[RequestOutput]:
+        """Runs every prompt to completion; one RequestOutput per prompt, in order."""
+        prompt_list = _as_prompt_list(prompts)
+        params = _as_params_list(sampling_params, len(prompt_list))
+        trackers = [self._submit(p, sp) for p, sp in zip(prompt_list, params)]
+        try:
+            for tracker, q in trackers:
+                for _ in self._drain(tracker, q):
+                    pass
+        except BaseException:
+            for tracker, _ in trackers:
+                self._core.cancel(tracker.out.request_id)
+            raise
+        return [t.out for t, _ in trackers]
+
+    def stream(self, prompt: PromptLike, sampling_params: SamplingParamsLike = None) -> Iterator[str]:
+        """Yields text deltas as rounds commit; ``self.last_output`` holds the finished request."""
+        tracker, q = self._submit(prompt, as_sampling_params(sampling_params))
+        try:
+            for delta in self._drain(tracker, q):
+                if delta:
+                    yield delta
+        finally:
+            if tracker.out.finish_reason is None:
+                self._core.cancel(tracker.out.request_id)
+            self.last_output = tracker.out
+
+    def stats(self) -> dict:
+        """Per-position acceptance and hit histograms, backup use, phase times, draft-hidden fraction."""
+        s = self._core.stats()
+        s["backup_use"] = dict(zip(("auto", "jit", "ngram", "none"), s.pop("backup_counts")))
+        return s
+
+    def reset_stats(self) -> None:
+        self._core.reset_stats()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._core.close()
+        self._pump.join(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    def _submit(self, prompt: PromptLike, sp: SamplingParams):
+        if self._closed:
+            raise RuntimeError("the engine is closed; create a new Engine")
+        text, ids = self._encode(prompt)
+        with self._lock:
+            self._requests += 1
+            seed = sp.seed if sp.seed is not None else _derive_seed(self.config.seed, self._requests)
+            q: queue.Queue = queue.Queue()
+            rid = self._core.submit(ids, sp.to_core(seed))
+            self._queues[rid] = q
+        out = RequestOutput(request_id=rid, prompt=text, prompt_token_ids=list(ids))
+        return RequestTracker(out, self.tokenizer, sp.stop), q
+
+    def _drain(self, tracker: RequestTracker, q: queue.Queue) -> Iterator[str]:
+        while True:
+            try:
+                ev = q.get(timeout=0.1)  # short waits keep Ctrl-C responsive
+            except queue.Empty:
+                continue
+            if ev.get("tokens"):
+                delta = tracker.add_tokens(ev["tokens"])
+                if tracker.stopped and not ev.get("finish"):
+                    self._core.cancel(tracker.out.request_id)
+                yield delta
+            if ev.get("finish"):
+                self._forget(tracker.out.request_id)
+                if ev["finish"] == "error":
+                    raise ModelRunnerError(ev["error"])
+                yield tracker.finish(ev["finish"], ev.get("metrics"))
+                return
+
+    def _encode(self, prompt: PromptLike):
+        if isinstance(prompt, str):
+            if not prompt:
+                raise ValueError("prompt is empty: give at least one character or token")
+            if self.tokenizer is None:
+                raise ValueError("a text prompt needs a tokenizer; the target checkpoint has none, "
+                                 "pass token ids instead")
+            return prompt, list(self.tokenizer.encode(prompt, add_special_tokens=False))
+        ids = list(prompt)
+        if not ids:
+            raise ValueError("prompt is empty: give at least one token")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ValueError(f"prompt token ids must be integers, got {ids[:8]!r}...")
+        return None, ids
+
+    def _forget(self, rid: int) -> None:
+        with self._lock:
+            self._queues.pop(rid, None)
+
+    def _pump_events(self) -> None:
+        while True:
+            ev = self._core.poll(100)
+            if ev is None:
+                continue
+            if ev == "closed":
+                return
+            with self._lock:
+                q = self._queues.get(ev["seq_id"])
+            if q is not None:
+                q.put(ev)
+
+
+def _derive_seed(engine_seed: int, index: int) -> int:
+    x = (engine_seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+    x ^= x >> 31
+    return (x * 0x94D049BB133111EB) & (2**64 - 1)
+
+
+def _as_prompt_list(prompts) -> list:
+    if isinstance(prompts, str):
+        return [prompts]
+    if isinstance(prompts, (list, tuple)) and prompts and all(isinstance(i, int) for i in prompts):
+        return [list(prompts)]
+    if isinstance(prompts, (list, tuple)):
+        if not prompts:
+            raise ValueError("prompts is empty: give at least one prompt")
+        return list(prompts)
+    raise ValueError(f"prompts = {prompts!r} is invalid: allowed a string, a list of token ids, or a "
+                     "list of those")
+
+
+def _as_params_list(value, n: int) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"sampling_params has {len(value)} entries for {n} prompts: allowed one "
+                             "SamplingParams, or one per prompt")
+        return [as_sampling_params(v) for v in value]
+    sp = as_sampling_params(value)
+    return [sp] * n
+
+
+__all__ = ["Engine", "EngineConfig", "ModelRunnerError", "RequestOutput", "SamplingParams"]

@@ -1,0 +1,53 @@
+"""EngineConfig: the engine's one configuration, mirroring the C++ ``ssd::EngineConfig`` field for field.
+
+A frozen dataclass; :meth:`to_core` builds the C++ struct, whose ``validate()`` is the single source of
+the rules (errors name the field, the value given and what is allowed, raised as ValueError). A test
+keeps the two field lists identical. Immutable, so any thread may read it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Tuple
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    mode: str = "ssd"               # "ssd" | "sd" | "ar"
+    K: int = 4                      # draft length, 1..32
+    fan_out_mode: str = "uniform"   # "uniform" | "list" | "geometric"
+    fan_out_budget: int = 8         # F: outcomes pre-speculated per sequence per round, 1..256
+    fan_out_list: Tuple[int, ...] = field(default_factory=tuple)  # list mode: K+1 entries
+    backup: str = "auto"            # "auto" | "jit" | "ngram" | "none"
+    auto_jit_max_batch: int = 8     # auto's prior: jit up to this batch size, ngram above
+    saguaro_c: float = 1.0          # Saguaro down-weighting C in [0, 1]; 1 = plain sampling
+    max_batch: int = 8              # sequences per round (KV lanes)
+    max_context: int = 1024         # prompt + generated tokens per sequence
+    ngram_n: int = 3                # match length of the ngram backup, 1..8
+    seed: int = 0                   # engine default seed (requests without a seed derive theirs)
+    stats_window: int = 256         # rounds of history for online estimates
+
+    def to_core(self):
+        """The validated C++ ``_core.EngineConfig`` (ValueError naming the field when invalid)."""
+        from . import _core
+
+        core = _core.EngineConfig()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            try:
+                setattr(core, f.name, list(value) if f.name == "fan_out_list" else value)
+            except TypeError:
+                raise ValueError(f"EngineConfig.{f.name} = {value!r} has the wrong type: "
+                                 f"expected {f.type}") from None
+        core.validate()
+        return core
+
+    def scratch_slots(self) -> int:
+        """Draft KV scratch slots per lane needed for the SSD tree branches."""
+        if self.mode != "ssd":
+            return 0
+        return max(self.fan_out_budget, sum(self.fan_out_list)) * self.K
+
+    @staticmethod
+    def field_names() -> Tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(EngineConfig))

@@ -1,0 +1,92 @@
+"""Engine set-up: turn user arguments into an EngineConfig and two ready ModelRunners.
+
+Resolves ``fan_out`` (an int budget, an explicit per-position list, or "geometric"), loads the target
+and draft (paths, hub ids, or already-loaded ``LoadedModel`` objects; the bundled pair by default),
+checks that their tokenizers agree, reconciles their vocabularies and sizes the KV caches (context
+lanes for both, plus tree-branch scratch for the draft in ssd mode). Called once per Engine.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .engine_config import EngineConfig
+from .model_runner import ModelRunner
+
+
+@dataclass
+class EngineSetup:
+    config: EngineConfig
+    target: Any               # LoadedModel
+    draft: Any                # LoadedModel or None
+    target_runner: ModelRunner
+    draft_runner: Optional[ModelRunner]
+    tokenizer: Any
+    eos_ids: tuple
+
+
+def resolve_config(mode: str, K: int, fan_out, backup: str, saguaro_c: float, **fields) -> EngineConfig:
+    unknown = set(fields) - set(EngineConfig.field_names())
+    if unknown:
+        raise ValueError(f"Engine got unknown argument(s) {sorted(unknown)}: allowed "
+                         f"{sorted(EngineConfig.field_names())} and the device/thread options")
+    kw = dict(mode=mode, K=K, backup=backup, saguaro_c=saguaro_c, **fields)
+    if isinstance(fan_out, str):
+        if fan_out not in ("uniform", "geometric"):
+            raise ValueError(f"fan_out = {fan_out!r} is invalid: allowed an int budget, a list of "
+                             "K+1 ints, 'uniform' or 'geometric'")
+        kw["fan_out_mode"] = fan_out
+    elif isinstance(fan_out, (list, tuple)):
+        kw["fan_out_mode"] = "list"
+        kw["fan_out_list"] = tuple(fan_out)
+    elif isinstance(fan_out, int) and not isinstance(fan_out, bool):
+        kw.setdefault("fan_out_mode", "uniform")
+        kw["fan_out_budget"] = fan_out
+    else:
+        raise ValueError(f"fan_out = {fan_out!r} is invalid: allowed an int budget, a list of K+1 ints, "
+                         "'uniform' or 'geometric'")
+    config = EngineConfig(**kw)
+    config.to_core()  # validates every field (ValueError naming it)
+    return config
+
+
+def _load(spec, dtype: str, device: str):
+    from .models import LoadedModel, load_model
+
+    if isinstance(spec, LoadedModel):
+        return spec
+    return load_model(spec, dtype=dtype, device=device)
+
+
+def build_runners(config: EngineConfig, target, draft, *, dtype: str, target_device: str,
+                  draft_device: str, target_threads: int, draft_threads: int,
+                  target_cores=None, draft_cores=None) -> EngineSetup:
+    from .models import reconcile_vocab
+
+    if target is None:
+        from .bundled import bundled_pair
+
+        target, default_draft = bundled_pair()
+        draft = default_draft if draft is None else draft
+    needs_draft = config.mode != "ar"
+    if needs_draft and draft is None:
+        raise ValueError(f"mode = {config.mode!r} needs a draft model: pass draft=..., or use mode='ar'")
+    t = _load(target, dtype, target_device)
+    d = _load(draft, dtype, draft_device) if needs_draft else None
+    if d is not None:
+        reconcile_vocab(t, d)
+    limit = int(t.config.max_position_embeddings)
+    if d is not None:
+        limit = min(limit, int(d.config.max_position_embeddings))
+    if config.max_context > limit:
+        config = dataclasses.replace(config, max_context=limit)
+    t_runner = ModelRunner(t.model, side="target", num_lanes=config.max_batch,
+                           context_slots=config.max_context, threads=target_threads, cores=target_cores)
+    d_runner = None
+    if d is not None:
+        d_runner = ModelRunner(d.model, side="draft", num_lanes=config.max_batch,
+                               context_slots=config.max_context, scratch_slots=config.scratch_slots(),
+                               threads=draft_threads, cores=draft_cores)
+    return EngineSetup(config=config, target=t, draft=d, target_runner=t_runner, draft_runner=d_runner,
+                       tokenizer=t.tokenizer, eos_ids=tuple(t.eos_token_ids))
