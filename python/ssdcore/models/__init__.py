@@ -1,0 +1,23 @@
+"""ssdcore.models: lean PyTorch Llama / Mistral / Qwen2 / Qwen3 for the SSD engine.
+
+Public API: :func:`load_model` -> :class:`LoadedModel` (``.model`` is a
+:class:`CausalLM` with a lane/slot KV cache and the row-based forward the runtime
+calls), :func:`check_tokenizers_compatible` / :func:`reconcile_vocab` for
+draft/target pairs, :func:`greedy_generate`, and the loading exceptions.
+See causal_lm.py for the KV slot layout and vocabulary policy.
+"""
+
+from .causal_lm import CausalLM
+from .config import ARCHITECTURES, ModelConfig
+from .errors import (ModelLoadError, ModelNotFoundError, TokenizerMismatchError,
+                     UnsupportedArchitectureError, WeightsError)
+from .generate import greedy_generate
+from .loader import LoadedModel, load_model
+from .tokenizer_check import check_tokenizers_compatible, reconcile_vocab, tokenizer_vocab_size
+
+__all__ = [
+    "ARCHITECTURES", "CausalLM", "LoadedModel", "ModelConfig", "ModelLoadError",
+    "ModelNotFoundError", "TokenizerMismatchError", "UnsupportedArchitectureError",
+    "WeightsError", "check_tokenizers_compatible", "greedy_generate", "load_model",
+    "reconcile_vocab", "tokenizer_vocab_size",
+]

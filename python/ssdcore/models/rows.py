@@ -1,0 +1,115 @@
+"""Input parsing and validation for CausalLM's row-based forward.
+
+``parse_rows`` turns whatever the caller passed (tensors on any device, lists)
+into CPU int64 tensors, checks shapes and ranges once per call and raises
+``ValueError`` naming the argument, the offending value and the allowed range
+(never ``assert``). ``tree_rows`` expands the SSD tree-step description
+(branches with fork lengths, scratch starts and depths) into plain rows.
+Invariants of a returned :class:`Rows`: all 1-D tensors have N >= 1 entries,
+``extra`` is ``[N, E]`` with E >= 1 or None, every index is in range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class Rows:
+    tokens: torch.Tensor
+    positions: torch.Tensor
+    lanes: torch.Tensor
+    slots: torch.Tensor
+    attend_len: Optional[torch.Tensor]
+    extra: Optional[torch.Tensor]
+    logits_rows: Optional[torch.Tensor]
+
+
+def as_index(value, name: str, dims: int = 1) -> torch.Tensor:
+    """CPU int64 tensor of exactly ``dims`` dimensions, or ValueError."""
+    t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise ValueError(f"{name}: expected integer token/slot indices, got dtype {t.dtype}")
+    if t.dim() != dims:
+        raise ValueError(f"{name}: expected a {dims}-D tensor, got shape {tuple(t.shape)}")
+    return t.to(device="cpu", dtype=torch.int64)
+
+
+def check_range(t: torch.Tensor, name: str, low: int, high: int) -> None:
+    """Raise ValueError unless every entry of ``t`` lies in ``[low, high)``."""
+    if t.numel() == 0:
+        return
+    lo, hi = torch.aminmax(t)
+    if int(lo) < low or int(hi) >= high:
+        bad = torch.nonzero((t < low) | (t >= high))[0].tolist()
+        raise ValueError(f"{name}{bad} = {int(t[tuple(bad)])} is out of range: allowed [{low}, {high})")
+
+
+def parse_rows(tokens, positions, lanes, slots, attend_len, extra_slots, logits_rows,
+               vocab_size: int, cache) -> Rows:
+    """Validate forward_rows arguments against the model and its KV cache."""
+    tok = as_index(tokens, "tokens")
+    n = tok.numel()
+    if n == 0:
+        raise ValueError("tokens is empty: forward_rows needs at least one row")
+    fields = {"positions": positions, "lanes": lanes, "slots": slots}
+    pos, ln, sl = (as_index(v, k) for k, v in fields.items())
+    for name, t in (("positions", pos), ("lanes", ln), ("slots", sl)):
+        if t.numel() != n:
+            raise ValueError(f"{name} has {t.numel()} entries, expected one per token ({n})")
+    check_range(tok, "tokens", 0, vocab_size)
+    check_range(pos, "positions", 0, 2**31)
+    check_range(ln, "lanes", 0, cache.num_lanes)
+    check_range(sl, "slots", 0, cache.max_slots)
+    att = ext = rows = None
+    if attend_len is not None:
+        att = as_index(attend_len, "attend_len")
+        if att.numel() != n:
+            raise ValueError(f"attend_len has {att.numel()} entries, expected {n}")
+        check_range(att, "attend_len", 0, cache.max_slots + 1)
+    if extra_slots is not None:
+        ext = as_index(extra_slots, "extra_slots", dims=2)
+        if ext.shape[0] != n:
+            raise ValueError(f"extra_slots has {ext.shape[0]} rows, expected {n}")
+        check_range(ext, "extra_slots", -1, cache.max_slots)
+        ext = ext if ext.shape[1] else None
+    if ext is not None and att is None:
+        att = sl + 1  # attend_len defaults to causal-by-slot, extras come on top
+    if logits_rows is not None:
+        rows = as_index(logits_rows, "logits_rows")
+        check_range(rows, "logits_rows", 0, n)
+    return Rows(tok, pos, ln, sl, att, ext, rows)
+
+
+def tree_rows(lanes, fork_lens, tokens, scratch_starts, depth, cache) -> tuple:
+    """(forward_rows args, n_branches, width) for one SSD tree step (see CausalLM.tree_forward)."""
+    tok = as_index(tokens, "tokens", dims=2) if torch.as_tensor(tokens).dim() == 2 else \
+        as_index(tokens, "tokens")[:, None]
+    nb, width = tok.shape
+    if nb == 0 or width == 0:
+        raise ValueError(f"tokens: expected a non-empty [branches, T] tensor, got {tuple(tok.shape)}")
+    ln, fork, start = (as_index(v, k) for k, v in (("lanes", lanes), ("fork_lens", fork_lens),
+                                                    ("scratch_starts", scratch_starts)))
+    dep = torch.full((nb,), depth, dtype=torch.int64) if isinstance(depth, int) else \
+        as_index(depth, "depth")
+    for name, t in (("lanes", ln), ("fork_lens", fork), ("scratch_starts", start), ("depth", dep)):
+        if t.numel() != nb:
+            raise ValueError(f"{name} has {t.numel()} entries, expected one per branch ({nb})")
+    check_range(fork, "fork_lens", 0, cache.context_slots + 1)
+    check_range(dep, "depth", 0, cache.scratch_slots + 1)
+    check_range(start, "scratch_starts", cache.context_slots, cache.max_slots)
+    check_range(start + dep + width, "scratch_starts + depth + T", 0, cache.max_slots + 1)
+    step = dep[:, None] + torch.arange(width)[None, :]                     # [Nb, T]
+    positions = (fork[:, None] + step).reshape(-1)
+    slots = (start[:, None] + step).reshape(-1)
+    n_extra = int(dep.max()) + width - 1
+    extra = None
+    if n_extra > 0:
+        j = torch.arange(n_extra)[None, None, :]
+        extra = torch.where(j < step[..., None], start[:, None, None] + j, -1).reshape(-1, n_extra)
+    rows = (tok.reshape(-1), positions, ln.repeat_interleave(width), slots,
+            fork.repeat_interleave(width), extra, None)
+    return rows, nb, width
