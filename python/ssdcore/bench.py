@@ -1,0 +1,176 @@
+"""``ssdcore bench``: SSD against SD, AR and the `transformers` baselines, side by side in one run.
+
+Every contender (engine modes ar / sd / ssd with the same models, `transformers` generate without and
+with ``assistant_model``) decodes the same prompts with the same output length and sampling; the
+contenders are interleaved (their order rotates every repetition) and each reports the median and
+spread of its tokens/s over the repetitions, plus accept length, cache hit rate and per-position
+acceptance for the engine modes. Results go to a JSON file and a PNG plot (bench_plot.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+
+@dataclass
+class BenchSettings:
+    target: Optional[str] = None
+    draft: Optional[str] = None
+    prompts: List[str] = field(default_factory=list)
+    max_tokens: int = 64
+    temperature: float = 0.0
+    batch: int = 1
+    repeats: int = 3
+    sd_K: List[int] = field(default_factory=lambda: [4])
+    ssd_K: List[int] = field(default_factory=lambda: [4])
+    fan_out: List[object] = field(default_factory=lambda: [8])
+    backup: str = "auto"
+    hf: bool = True
+    target_cores: Optional[List[int]] = None
+    draft_cores: Optional[List[int]] = None
+    seed: int = 0
+
+
+@dataclass
+class Contender:
+    name: str
+    run: Callable[[List[str]], int]              # decodes the prompts, returns tokens generated
+    stats: Callable[[], dict] = lambda: {}
+    close: Callable[[], None] = lambda: None
+    samples: List[float] = field(default_factory=list)
+
+
+def _engine_contender(name: str, s: BenchSettings, **kw) -> Contender:
+    from . import Engine, SamplingParams
+
+    engine = Engine(s.target, s.draft, max_batch=max(1, s.batch), target_cores=s.target_cores,
+                    draft_cores=s.draft_cores, **kw)
+    sp = SamplingParams(temperature=s.temperature, max_tokens=s.max_tokens, ignore_eos=True, seed=s.seed)
+
+    def run(prompts: List[str]) -> int:
+        total = 0
+        for i in range(0, len(prompts), s.batch):
+            total += sum(len(o.token_ids) for o in engine.generate(prompts[i:i + s.batch], sp))
+        return total
+
+    return Contender(name, run, engine.stats, engine.close)
+
+
+def _hf_contender(name: str, s: BenchSettings, assisted: bool) -> Contender:
+    import transformers
+
+    from .bundled import bundled_pair
+
+    target, draft = (s.target, s.draft) if s.target else tuple(str(p) for p in bundled_pair())
+    tok = transformers.AutoTokenizer.from_pretrained(target)
+    model = transformers.AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32).eval()
+    helper = transformers.AutoModelForCausalLM.from_pretrained(draft, dtype=torch.float32).eval() \
+        if assisted else None
+    sample = s.temperature > 0
+    kw = dict(do_sample=sample, max_new_tokens=s.max_tokens, min_new_tokens=s.max_tokens,
+              pad_token_id=tok.eos_token_id)
+    if sample:
+        kw.update(temperature=s.temperature, top_k=0, top_p=1.0)
+    if helper is not None:
+        kw["assistant_model"] = helper
+
+    def run(prompts: List[str]) -> int:
+        total = 0
+        torch.manual_seed(s.seed)
+        with torch.inference_mode():
+            for p in prompts:  # assisted generation supports batch 1 only
+                ids = torch.tensor([tok.encode(p, add_special_tokens=False)])
+                total += model.generate(ids, **kw).shape[1] - ids.shape[1]
+        return total
+
+    return Contender(name, run)
+
+
+def build_contenders(s: BenchSettings) -> List[Contender]:
+    out = [_engine_contender("ar", s, mode="ar")]
+    out += [_engine_contender(f"sd K={k}", s, mode="sd", K=k) for k in s.sd_K]
+    for k in s.ssd_K:
+        for f in s.fan_out:
+            out.append(_engine_contender(f"ssd K={k} F={f}", s, mode="ssd", K=k, fan_out=f,
+                                         backup=s.backup))
+    if s.hf and s.batch == 1:
+        out += [_hf_contender("hf generate", s, False), _hf_contender("hf assisted", s, True)]
+    return out
+
+
+def run_bench(s: BenchSettings, progress: Callable[[str], None] = lambda m: None) -> dict:
+    torch.set_num_threads(1)
+    contenders = build_contenders(s)
+    try:
+        for c in contenders:  # warm-up (not timed)
+            c.run(s.prompts[:1])
+        for rep in range(s.repeats):
+            order = contenders[rep % len(contenders):] + contenders[:rep % len(contenders)]
+            for c in order:
+                progress(f"rep {rep + 1}/{s.repeats}: {c.name}")
+                t0 = time.perf_counter()
+                tokens = c.run(s.prompts)
+                c.samples.append(tokens / (time.perf_counter() - t0))
+        return summarize(s, contenders)
+    finally:
+        for c in contenders:
+            c.close()
+
+
+def summarize(s: BenchSettings, contenders: List[Contender]) -> dict:
+    rows: Dict[str, dict] = {}
+    for c in contenders:
+        st = c.stats()
+        rows[c.name] = dict(
+            tokens_per_s=statistics.median(c.samples), min=min(c.samples), max=max(c.samples),
+            samples=c.samples, mean_accept_length=st.get("mean_accept_length"),
+            hit_rate=st.get("hit_rate"), position_acceptance=st.get("position_acceptance"),
+            cache_hits=st.get("cache_hits"), cache_misses=st.get("cache_misses"),
+            draft_hidden_fraction=st.get("draft_hidden_fraction"), backup_use=st.get("backup_use"))
+    ar = rows["ar"]["tokens_per_s"]
+    sd_best = max((r["tokens_per_s"] for n, r in rows.items() if n.startswith("sd")), default=None)
+    for r in rows.values():
+        r["vs_ar"] = r["tokens_per_s"] / ar
+        r["vs_sd"] = r["tokens_per_s"] / sd_best if sd_best else None
+    settings = asdict(s)
+    settings["prompts"] = len(s.prompts)
+    return dict(settings=settings, machine=machine_info(), results=rows)
+
+
+def machine_info() -> dict:
+    return dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
+                cpus=os.cpu_count(), torch=torch.__version__, python=platform.python_version())
+
+
+def format_table(result: dict) -> str:
+    head = f"{'contender':<18} {'tok/s':>8} {'min..max':>15} {'vs ar':>6} {'vs sd':>6} " \
+           f"{'accept':>6} {'hit':>5} {'hidden':>6}  per-position acceptance"
+    lines = [head, "-" * len(head)]
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    for name, r in result["results"].items():
+        pos = " ".join(f"{a:.2f}" for a in (r["position_acceptance"] or []))
+        lines.append(f"{name:<18} {r['tokens_per_s']:>8.1f} {r['min']:>7.1f}..{r['max']:<7.1f} "
+                     f"{r['vs_ar']:>6.2f} {fmt(r['vs_sd'], '6.2f'):>6} "
+                     f"{fmt(r['mean_accept_length'], '6.2f'):>6} {fmt(r['hit_rate'], '5.2f'):>5} "
+                     f"{fmt(r['draft_hidden_fraction'], '6.2f'):>6}  {pos}")
+    return "\n".join(lines)
+
+
+def write_outputs(result: dict, out_dir: str) -> tuple:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "bench.json"
+    json_path.write_text(json.dumps(result, indent=2))
+    from .bench_plot import plot
+
+    png_path = out / "bench.png"
+    plot(result, png_path)
+    return json_path, png_path

@@ -1,0 +1,186 @@
+"""The ``ssdcore`` command line: ``generate`` (streams a continuation) and ``bench`` (SSD vs SD vs AR vs
+`transformers`, side by side). Bad input prints one line ``ssdcore: error: ...`` and exits 2; no
+traceback. Models default to the bundled pair; nothing touches the network.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return value
+    return parse
+
+
+def _fan_out(text: str):
+    if text in ("uniform", "geometric"):
+        return text
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, a comma list of ints, 'uniform' or "
+                                         f"'geometric', got {text!r}") from None
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _cores(text: str):
+    try:
+        return [int(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of core ids, got {text!r}") from None
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", help="target checkpoint dir or hub id (default: bundled pair)")
+    p.add_argument("--draft", help="draft checkpoint dir or hub id (default: bundled pair)")
+    p.add_argument("--K", type=_positive(int), default=4, help="draft length (default 4)")
+    p.add_argument("--fan-out", type=_fan_out, default=8, help="budget F, list F_0..F_K, or geometric")
+    p.add_argument("--backup", default="auto", choices=["auto", "jit", "ngram", "none"])
+    p.add_argument("--saguaro-c", type=float, default=1.0)
+    p.add_argument("--target-device", default="cpu")
+    p.add_argument("--draft-device", default="cpu")
+    p.add_argument("--target-threads", type=_positive(int), default=1)
+    p.add_argument("--draft-threads", type=_positive(int), default=1)
+    p.add_argument("--target-cores", type=_cores, help="pin the target worker, e.g. 0")
+    p.add_argument("--draft-cores", type=_cores, help="pin the draft worker, e.g. 1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssdcore", description="speculative speculative decoding")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="stream a continuation of a prompt")
+    g.add_argument("prompt", nargs="?", help="prompt text (or --file, or stdin)")
+    g.add_argument("--file", help="read the prompt from this file")
+    g.add_argument("--mode", default="ssd", choices=["ssd", "sd", "ar"])
+    _engine_args(g)
+    g.add_argument("--temperature", type=float, default=0.0)
+    g.add_argument("--top-k", type=int, default=0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--max-tokens", type=_positive(int), default=128)
+    g.add_argument("--stats", action="store_true", help="print accept length, hit rate, tokens/s")
+    g.add_argument("--chat", action="store_true", help="apply the checkpoint's chat template")
+    b = sub.add_parser("bench", help="SSD vs SD vs AR vs transformers, side by side")
+    _engine_args(b)
+    b.add_argument("--prompts", help="JSONL file of prompts (default: held-out stdlib code)")
+    b.add_argument("--num-prompts", type=_positive(int), default=8)
+    b.add_argument("--max-tokens", type=_positive(int), default=96)
+    b.add_argument("--temperature", type=float, nargs="+", default=[0.0])
+    b.add_argument("--batch", type=_positive(int), nargs="+", default=[1])
+    b.add_argument("--sd-K", type=_positive(int), nargs="+", default=[4, 6])
+    b.add_argument("--ssd-K", type=_positive(int), nargs="+", default=[4, 6])
+    b.add_argument("--ssd-fan-out", type=_fan_out, nargs="+", default=[8])
+    b.add_argument("--repeats", type=_positive(int), default=5)
+    b.add_argument("--no-hf", action="store_true", help="skip the transformers baselines")
+    b.add_argument("--quick", action="store_true", help="small settings that finish in minutes")
+    b.add_argument("--out", default="bench_results", help="directory for bench.json and bench.png")
+    return parser
+
+
+def _read_prompt(args) -> str:
+    if args.file:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                return f.read()
+        except OSError as e:
+            raise ValueError(f"cannot read prompt file {args.file!r}: {e.strerror}") from None
+    if args.prompt is not None:
+        return args.prompt
+    if not sys.stdin.isatty():
+        return sys.stdin.read()
+    raise ValueError("no prompt: give it as an argument, with --file, or on stdin")
+
+
+def _engine_kwargs(args) -> dict:
+    return dict(target_device=args.target_device, draft_device=args.draft_device,
+                target_threads=args.target_threads, draft_threads=args.draft_threads,
+                target_cores=args.target_cores, draft_cores=args.draft_cores)
+
+
+def cmd_generate(args) -> None:
+    from . import Engine, SamplingParams
+
+    prompt = _read_prompt(args)
+    sp = SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                        seed=args.seed, max_tokens=args.max_tokens)
+    with Engine(args.target, args.draft, mode=args.mode, K=args.K, fan_out=args.fan_out,
+                backup=args.backup, saguaro_c=args.saguaro_c, **_engine_kwargs(args)) as engine:
+        if args.chat:
+            if not getattr(engine.tokenizer, "chat_template", None):
+                raise ValueError("--chat: the target checkpoint has no chat template")
+            prompt = engine.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        else:
+            sys.stdout.write(prompt)
+        t0 = time.perf_counter()
+        for delta in engine.stream(prompt, sp):
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        if args.stats:
+            m = engine.last_output.metrics
+            wall = time.perf_counter() - t0
+            print(f"[{args.mode}] {m.generated_tokens} tokens in {wall:.2f} s "
+                  f"({m.generated_tokens / wall:.1f} tok/s), {m.rounds} rounds, mean accept length "
+                  f"{m.mean_accept_length:.2f}, cache hit rate {m.cache_hit_rate:.2f}, "
+                  f"time to first token {m.time_to_first_token * 1e3:.0f} ms", file=sys.stderr)
+
+
+def cmd_bench(args) -> None:
+    from .bench import BenchSettings, format_table, run_bench, write_outputs
+    from .prompts import jsonl_prompts, stdlib_prompts
+
+    if args.quick:
+        args.num_prompts, args.max_tokens, args.repeats = 3, 48, 2
+        args.sd_K, args.ssd_K = [4], [4]
+    prompts = jsonl_prompts(args.prompts) if args.prompts else stdlib_prompts(args.num_prompts)
+    prompts = prompts[:args.num_prompts]
+    results = []
+    for temperature in args.temperature:
+        for batch in args.batch:
+            s = BenchSettings(target=args.target, draft=args.draft, prompts=prompts,
+                              max_tokens=args.max_tokens, temperature=temperature, batch=batch,
+                              repeats=args.repeats, sd_K=args.sd_K, ssd_K=args.ssd_K,
+                              fan_out=args.ssd_fan_out, backup=args.backup, hf=not args.no_hf,
+                              target_cores=args.target_cores or [0],
+                              draft_cores=args.draft_cores or [1])
+            t0 = time.perf_counter()
+            result = run_bench(s, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+            result["wall_seconds"] = time.perf_counter() - t0
+            print(f"\ntemperature {temperature}, batch {batch}, {len(prompts)} prompts x "
+                  f"{args.max_tokens} tokens, {args.repeats} repeats ({result['wall_seconds']:.0f} s)")
+            print(format_table(result))
+            results.append(result)
+    for i, result in enumerate(results):
+        out = args.out if len(results) == 1 else f"{args.out}/run{i}"
+        json_path, png_path = write_outputs(result, out)
+        print(f"wrote {json_path} and {png_path}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        {"generate": cmd_generate, "bench": cmd_bench}[args.command](args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        parser.exit(2, f"ssdcore: error: {e}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "\nssdcore: interrupted\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Engine API behaviour: config mirror, stop conditions, streaming, metrics and SSD statistics."""
+import dataclasses
+
+import pytest
+
+import ssdcore
+from ssdcore import SamplingParams, _core
+from ssdcore.engine_config import EngineConfig
+
+
+def test_config_mirrors_cpp_struct():
+    assert EngineConfig.field_names() == tuple(_core.EngineConfig.field_names())
+    core = _core.EngineConfig()
+    for f in dataclasses.fields(EngineConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        got = getattr(core, f.name)
+        assert (list(got) if isinstance(got, list) else got) == (
+            list(default) if isinstance(default, tuple) else default), f.name
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with ssdcore.Engine(mode="ssd", K=4, max_batch=4, max_context=512) as e:
+        yield e
+
+
+def test_stream_equals_generate(engine):
+    sp = SamplingParams(temperature=0, max_tokens=20, ignore_eos=True)
+    deltas = list(engine.stream("def fibonacci(n):", sp))
+    full = engine.generate("def fibonacci(n):", sp)[0]
+    assert len(deltas) >= 2
+    assert "".join(deltas) == full.text == engine.last_output.text
+    assert engine.last_output.token_ids == full.token_ids
+
+
+def test_stop_string_across_rounds(engine):
+    base = engine.generate("class Point:\n", SamplingParams(temperature=0, max_tokens=40,
+                                                              ignore_eos=True))[0]
+    text = base.text
+    assert len(text) > 12
+    stop = text[8:12]  # a stop string somewhere inside the greedy continuation
+    out = engine.generate("class Point:\n", SamplingParams(temperature=0, max_tokens=40, stop=[stop],
+                                                             ignore_eos=True))[0]
+    assert out.finish_reason == "stop"
+    assert out.text == text[:text.find(stop)]
+    streamed = "".join(engine.stream("class Point:\n", SamplingParams(
+        temperature=0, max_tokens=40, stop=[stop], ignore_eos=True)))
+    assert streamed == out.text
+
+
+def test_max_tokens_and_stop_token(engine):
+    out = engine.generate("import", SamplingParams(temperature=0, max_tokens=7, ignore_eos=True))[0]
+    assert len(out.token_ids) == 7 and out.finish_reason == "length"
+    third = out.token_ids[2]
+    cut = engine.generate("import", SamplingParams(temperature=0, max_tokens=7, ignore_eos=True,
+                                                   stop_token_ids=[third]))[0]
+    assert cut.finish_reason == "stop"
+    assert cut.token_ids == out.token_ids[:out.token_ids.index(third)]
+
+
+def test_metrics_and_stats(engine):
+    engine.reset_stats()
+    out = engine.generate(["def parse(line):\n", "    def __repr__(self):\n"],
+                          SamplingParams(temperature=0, max_tokens=48, ignore_eos=True))
+    for o in out:
+        m = o.metrics
+        assert m.generated_tokens == 48 and m.rounds > 0
+        assert 1.0 <= m.mean_accept_length <= 5.0
+        assert 0.0 <= m.cache_hit_rate <= 1.0
+        assert m.time_to_first_token > 0 and m.decode_tokens_per_s > 0
+    s = engine.stats()
+    assert s["K"] == 4 and s["rounds"] > 0
+    assert sum(s["accept_hist"]) == s["sequence_rounds"]
+    assert len(s["position_acceptance"]) == 4 and s["position_reached"][0] > 0
+    assert sum(s["cache_hits"]) > 0 and len(s["cache_hits"]) == 5
+    assert s["phases"]["draft_prespeculate"][1] > 0
+    assert s["draft_overlap_ns"] > 0 and 0 < s["draft_hidden_fraction"] <= 1.0
