@@ -6,20 +6,9 @@
 #   SSD_SKIP_INSTALL=1 reuse the installed package (developer loop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${SSD_VENV:-.venv}"
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh "[test]"
 JOBS="${SSD_JOBS:-2}"
-
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-# shellcheck disable=SC1091
-. "$VENV/bin/activate"
-
-if [ "${SSD_SKIP_INSTALL:-0}" != "1" ]; then
-  python -m pip install -q --upgrade pip
-  python -m pip install -q torch==2.13.0
-  python -m pip install -q ".[test]"
-fi
 
 echo "== C++ tests (CTest) =="
 cmake -S . -B build/ctest -G Ninja -DCMAKE_BUILD_TYPE=Release -DSSD_BUILD_TESTS=ON >/dev/null
