@@ -4,12 +4,488 @@
 // every function that blocks or does heavy work releases the GIL. Errors in argument values are
 // raised as ValueError by the Python layer before they reach here; what reaches here and is still
 // wrong raises ValueError (std::invalid_argument) too.
+//
+// Capsules are borrowed, not consumed: the caller's argument keeps the producer's tensor alive for the
+// duration of the call, and the capsule's own destructor releases it afterwards. Only "dltensor" and
+// "dltensor_versioned" (major version 1) capsules are accepted.
 #include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "device_info.h"
+#include "engine.h"
+#include "dlpack/dlpack.h"
+#include "draft_sampler.h"
+#include "tensor_view.h"
+#include "verifier.h"
+#ifdef SSD_WITH_CUDA
+#include "verify_kernels.h"
+#endif
 
 namespace py = pybind11;
+
+namespace {
+
+using ssd::DeviceType;
+using ssd::DType;
+using ssd::TensorView;
+
+DType dtype_of(const DLDataType& t) {
+  if (t.lanes != 1) return DType::kOther;
+  if (t.code == kDLFloat && t.bits == 32) return DType::kFloat32;
+  if (t.code == kDLFloat && t.bits == 16) return DType::kFloat16;
+  if (t.code == kDLFloat && t.bits == 64) return DType::kFloat64;
+  if (t.code == kDLBfloat && t.bits == 16) return DType::kBFloat16;
+  if (t.code == kDLInt && t.bits == 32) return DType::kInt32;
+  if (t.code == kDLInt && t.bits == 64) return DType::kInt64;
+  if (t.code == kDLUInt && t.bits == 8) return DType::kUInt8;
+  if (t.code == kDLBool && t.bits == 8) return DType::kBool;
+  return DType::kOther;
+}
+
+TensorView view_of_dltensor(const DLTensor& t) {
+  TensorView v;
+  v.data = static_cast<char*>(t.data) + t.byte_offset;
+  v.dtype = dtype_of(t.dtype);
+  v.device = t.device.device_type == kDLCPU || t.device.device_type == kDLCUDAHost ? DeviceType::kCPU
+             : t.device.device_type == kDLCUDA                                    ? DeviceType::kCUDA
+                                                                                  : DeviceType::kOther;
+  v.device_id = t.device.device_id;
+  v.shape.assign(t.shape, t.shape + t.ndim);
+  if (t.strides) {
+    v.strides.assign(t.strides, t.strides + t.ndim);
+  } else {
+    v.strides.assign(t.ndim, 1);
+    for (int i = t.ndim - 2; i >= 0; --i) v.strides[i] = v.strides[i + 1] * t.shape[i + 1];
+  }
+  return v;
+}
+
+TensorView view_of(const py::object& obj, const std::string& name) {
+  PyObject* p = obj.ptr();
+  if (!PyCapsule_CheckExact(p)) throw std::invalid_argument(name + ": expected a DLPack capsule");
+  const char* cname = PyCapsule_GetName(p);
+  if (cname && std::strcmp(cname, "dltensor") == 0) {
+    auto* mt = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(p, "dltensor"));
+    return view_of_dltensor(mt->dl_tensor);
+  }
+  if (cname && std::strcmp(cname, "dltensor_versioned") == 0) {
+    auto* mt = static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(p, "dltensor_versioned"));
+    if (mt->version.major != DLPACK_MAJOR_VERSION)
+      throw std::invalid_argument(name + ": unsupported DLPack major version " + std::to_string(mt->version.major));
+    return view_of_dltensor(mt->dl_tensor);
+  }
+  throw std::invalid_argument(name + ": not an unconsumed DLPack capsule");
+}
+
+// A contiguous tensor of the given dtype and shape (-1 = any) on `device`.
+TensorView expect(const py::object& obj, const std::string& name, DType dtype, std::vector<int64_t> shape,
+                  DeviceType device) {
+  TensorView v = view_of(obj, name);
+  if (v.dtype != dtype)
+    throw std::invalid_argument(name + ": dtype " + ssd::dtype_name(v.dtype) + ", expected " + ssd::dtype_name(dtype));
+  bool ok = v.ndim() == static_cast<int>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || shape[i] == v.shape[i];
+  if (!ok) throw std::invalid_argument(name + ": shape " + ssd::shape_string(v.shape) + ", expected " + ssd::shape_string(shape));
+  if (!v.contiguous()) throw std::invalid_argument(name + ": must be contiguous");
+  if (v.device != device)
+    throw std::invalid_argument(name + std::string(": expected a ") + (device == DeviceType::kCPU ? "CPU" : "CUDA") + " tensor");
+  return v;
+}
+
+template <class T>
+const T* host_array(const py::object& obj, const std::string& name, DType dtype, std::vector<int64_t> shape) {
+  return expect(obj, name, dtype, std::move(shape), DeviceType::kCPU).ptr<T>();
+}
+
+void check_same_cuda(const TensorView& v, const TensorView& ref, const std::string& name) {
+  if (v.device != ref.device || v.device_id != ref.device_id)
+    throw std::invalid_argument(name + ": must be on the same device as the logits");
+}
+
+void require_cuda_build() {
+#ifndef SSD_WITH_CUDA
+  throw std::runtime_error("ssdcore was built without CUDA kernels; pass CPU tensors");
+#endif
+}
+
+// A per-sequence (or per-row) parameter array passed in the `params` dict: a host tensor named `name`.
+template <class T>
+const T* param_array(const py::dict& params, const char* name, DType dtype, std::vector<int64_t> shape) {
+  if (!params.contains(name)) throw std::invalid_argument(std::string("params: missing array ") + name);
+  return host_array<T>(params[py::str(name)], name, dtype, std::move(shape));
+}
+
+std::vector<ssd::SeqVerifyParams> seq_verify_params(const py::dict& d, int64_t n) {
+  const auto* len = param_array<int32_t>(d, "draft_len", DType::kInt32, {n});
+  const auto* oh = param_array<uint8_t>(d, "onehot", DType::kUInt8, {n});
+  const auto* t = param_array<float>(d, "temperature", DType::kFloat32, {n});
+  const auto* tk = param_array<int32_t>(d, "top_k", DType::kInt32, {n});
+  const auto* tp = param_array<float>(d, "top_p", DType::kFloat32, {n});
+  const auto* dt = param_array<float>(d, "draft_temperature", DType::kFloat32, {n});
+  const auto* dk = param_array<int32_t>(d, "draft_top_k", DType::kInt32, {n});
+  const auto* dp = param_array<float>(d, "draft_top_p", DType::kFloat32, {n});
+  const auto* c = param_array<float>(d, "saguaro_c", DType::kFloat32, {n});
+  const auto* sd = param_array<int64_t>(d, "seed", DType::kInt64, {n});
+  const auto* pos = param_array<int64_t>(d, "position", DType::kInt64, {n});
+  std::vector<ssd::SeqVerifyParams> params(n);
+  for (int64_t b = 0; b < n; ++b) {
+    ssd::SeqVerifyParams& p = params[b];
+    p.target = ssd::SamplingParams{t[b], tk[b], tp[b]};
+    p.draft = ssd::SamplingParams{dt[b], dk[b], dp[b]};
+    p.saguaro_c = c[b];
+    p.draft_len = len[b];
+    p.seed = static_cast<uint64_t>(sd[b]);
+    p.position = pos[b];
+    p.onehot = oh[b] ? 1 : 0;
+  }
+  return params;
+}
+
+std::vector<ssd::DraftRowParams> draft_row_params(const py::dict& d, int64_t n) {
+  const auto* t = param_array<float>(d, "temperature", DType::kFloat32, {n});
+  const auto* tk = param_array<int32_t>(d, "top_k", DType::kInt32, {n});
+  const auto* tp = param_array<float>(d, "top_p", DType::kFloat32, {n});
+  const auto* c = param_array<float>(d, "saguaro_c", DType::kFloat32, {n});
+  const auto* f = param_array<int32_t>(d, "saguaro_fanout", DType::kInt32, {n});
+  const auto* sd = param_array<int64_t>(d, "seed", DType::kInt64, {n});
+  const auto* pos = param_array<int64_t>(d, "position", DType::kInt64, {n});
+  std::vector<ssd::DraftRowParams> params(n);
+  for (int64_t r = 0; r < n; ++r) {
+    params[r].sampling = ssd::SamplingParams{t[r], tk[r], tp[r]};
+    params[r].saguaro = ssd::SaguaroParams{c[r], f[r]};
+    params[r].seed = static_cast<uint64_t>(sd[r]);
+    params[r].position = pos[r];
+  }
+  return params;
+}
+
+void py_verify(const py::object& target_logits, const py::object& draft_tokens, const py::object& draft_logits,
+               const py::dict& seq_params, const py::object& saguaro_fanout, const py::object& accept_len,
+               const py::object& next_token, const py::object& workspace, uintptr_t stream, int num_threads) {
+  const TensorView tl = view_of(target_logits, "target_logits");
+  const DeviceType dev = tl.device;
+  if (dev == DeviceType::kOther) throw std::invalid_argument("target_logits: must be a CPU or CUDA tensor");
+  expect(target_logits, "target_logits", DType::kFloat32, {-1, -1, -1}, dev);
+  const int64_t B = tl.shape[0], K = tl.shape[1] - 1, V = tl.shape[2];
+  if (K < 0 || V <= 0 || V > 0x7FFFFFFF) throw std::invalid_argument("target_logits: shape must be [B, K+1, V] with K+1 >= 1, V >= 1");
+  const TensorView tok = expect(draft_tokens, "draft_tokens", DType::kInt64, {B, K}, dev);
+  const TensorView dl = draft_logits.is_none() ? TensorView{}
+                                               : expect(draft_logits, "draft_logits", DType::kFloat32, {B, K, V}, dev);
+  const TensorView out_acc = expect(accept_len, "accept_len", DType::kInt64, {B}, dev);
+  const TensorView out_next = expect(next_token, "next_token", DType::kInt64, {B}, dev);
+
+  std::vector<ssd::SeqVerifyParams> params = seq_verify_params(seq_params, B);
+  const int32_t* fan =
+      saguaro_fanout.is_none() ? nullptr : host_array<int32_t>(saguaro_fanout, "saguaro_fanout", DType::kInt32, {B, K});
+  ssd::VerifyBatch vb;
+  vb.batch = static_cast<int32_t>(B);
+  vb.k = static_cast<int32_t>(K);
+  vb.vocab = static_cast<int32_t>(V);
+  vb.target_logits = tl.ptr<float>();
+  vb.draft_tokens = tok.ptr<int64_t>();
+  vb.draft_logits = draft_logits.is_none() ? nullptr : dl.ptr<float>();
+  vb.saguaro_fanout = fan;
+  vb.params = params.data();
+  ssd::check_verify_params(vb);
+  const ssd::VerifyResult res{out_acc.ptr<int64_t>(), out_next.ptr<int64_t>()};
+  if (dev == DeviceType::kCPU) {
+    py::gil_scoped_release release;
+    ssd::verify_cpu(vb, res, num_threads);
+    return;
+  }
+  require_cuda_build();
+#ifdef SSD_WITH_CUDA
+  if (!draft_logits.is_none()) check_same_cuda(dl, tl, "draft_logits");
+  check_same_cuda(tok, tl, "draft_tokens");
+  check_same_cuda(out_acc, tl, "accept_len");
+  check_same_cuda(out_next, tl, "next_token");
+  const TensorView ws = expect(workspace, "workspace", DType::kUInt8, {-1}, DeviceType::kCUDA);
+  check_same_cuda(ws, tl, "workspace");
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    err = ssd::launch_verify(vb, res, ws.data, static_cast<size_t>(ws.numel()), tl.device_id,
+                             reinterpret_cast<cudaStream_t>(stream));
+  }
+  if (!err.empty()) throw std::runtime_error(err);
+#else
+  (void)workspace;
+  (void)stream;
+#endif
+}
+
+void py_sample_draft(const py::object& logits, const py::dict& row_params, const py::object& tokens,
+                     const py::object& probs, const py::object& workspace, uintptr_t stream, int num_threads) {
+  const TensorView lv = view_of(logits, "logits");
+  const DeviceType dev = lv.device;
+  if (dev == DeviceType::kOther) throw std::invalid_argument("logits: must be a CPU or CUDA tensor");
+  expect(logits, "logits", DType::kFloat32, {-1, -1}, dev);
+  const int64_t N = lv.shape[0], V = lv.shape[1];
+  if (V <= 0 || V > 0x7FFFFFFF) throw std::invalid_argument("logits: shape must be [N, V] with V >= 1");
+  const TensorView out_tok = expect(tokens, "tokens", DType::kInt64, {N}, dev);
+  const TensorView out_probs = probs.is_none() ? TensorView{} : expect(probs, "probs", DType::kFloat32, {N, V}, dev);
+  std::vector<ssd::DraftRowParams> params = draft_row_params(row_params, N);
+  ssd::DraftBatch batch{static_cast<int32_t>(N), static_cast<int32_t>(V), lv.ptr<float>(), params.data()};
+  ssd::check_draft_params(batch);
+  const ssd::DraftResult res{out_tok.ptr<int64_t>(), probs.is_none() ? nullptr : out_probs.ptr<float>()};
+  if (dev == DeviceType::kCPU) {
+    py::gil_scoped_release release;
+    ssd::sample_draft_cpu(batch, res, num_threads);
+    return;
+  }
+  require_cuda_build();
+#ifdef SSD_WITH_CUDA
+  check_same_cuda(out_tok, lv, "tokens");
+  if (!probs.is_none()) check_same_cuda(out_probs, lv, "probs");
+  const TensorView ws = expect(workspace, "workspace", DType::kUInt8, {-1}, DeviceType::kCUDA);
+  check_same_cuda(ws, lv, "workspace");
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    err = ssd::launch_sample_draft(batch, res, ws.data, static_cast<size_t>(ws.numel()), lv.device_id,
+                                   reinterpret_cast<cudaStream_t>(stream));
+  }
+  if (!err.empty()) throw std::runtime_error(err);
+#else
+  (void)workspace;
+  (void)stream;
+#endif
+}
+
+size_t verify_workspace_bytes(int64_t batch, int64_t k) {
+#ifdef SSD_WITH_CUDA
+  return ssd::verify_workspace_bytes(static_cast<int32_t>(batch), static_cast<int32_t>(k));
+#else
+  (void)batch;
+  (void)k;
+  return 0;
+#endif
+}
+
+size_t draft_workspace_bytes(int64_t rows) {
+#ifdef SSD_WITH_CUDA
+  return ssd::draft_workspace_bytes(static_cast<int32_t>(rows));
+#else
+  (void)rows;
+  return 0;
+#endif
+}
+
+}  // namespace
+
+// ---- the engine ------------------------------------------------------------------------------
+namespace {
+
+using ssd::EngineConfig;
+using ssd::RequestParams;
+
+// Wraps a Python runner object (ssdcore.model_runner.ModelRunner) as a C++ ModelRunner: the one
+// narrow callback through which worker threads reach Python. It takes the GIL for the call only.
+class PyModelRunner final : public ssd::ModelRunner {
+ public:
+  PyModelRunner(py::object runner, std::string side) : runner_(std::move(runner)), side_(std::move(side)) {
+    vocab_ = runner_.attr("vocab_size")().cast<int64_t>();
+  }
+  ~PyModelRunner() override {
+    py::gil_scoped_acquire gil;
+    runner_ = py::object();
+  }
+  int64_t vocab_size() const override { return vocab_; }
+  void on_worker_start() override {
+    py::gil_scoped_acquire gil;
+    call([&] { runner_.attr("on_worker_start")(); });
+  }
+  ssd::Logits forward(const ssd::ForwardRequest& r) override {
+    py::gil_scoped_acquire gil;
+    ssd::Logits out;
+    call([&] {
+      py::object none = py::none();
+      py::object attend = r.attend_len.empty() ? none : py::object(array(r.attend_len));
+      py::object extra = none;
+      if (!r.attend_len.empty()) {
+        extra = py::array_t<int32_t>({static_cast<py::ssize_t>(r.rows()), static_cast<py::ssize_t>(r.extra_width)},
+                                     r.extra_slots.data());
+      }
+      py::object t = runner_.attr("forward")(array(r.tokens), array(r.positions), array(r.lanes),
+                                             array(r.slots), attend, extra, array(r.out_index), r.out_rows);
+      out = to_logits(t, r.out_rows);
+    });
+    return out;
+  }
+
+ private:
+  static py::array_t<int32_t> array(const std::vector<int32_t>& v) {
+    return py::array_t<int32_t>(static_cast<py::ssize_t>(v.size()), v.data());
+  }
+  // Zero-copy view of the returned tensor through DLPack; the owner keeps the tensor alive and
+  // releases it under the GIL from whichever thread drops the last reference.
+  ssd::Logits to_logits(py::object tensor, int32_t out_rows) const {
+    py::object capsule = tensor.attr("__dlpack__")();
+    TensorView v = view_of(capsule, side_ + " logits");
+    if (v.dtype != DType::kFloat32 || v.ndim() != 2 || !v.contiguous() || v.device != DeviceType::kCPU ||
+        v.shape[0] != out_rows || v.shape[1] != vocab_) {
+      throw std::runtime_error("forward returned " + std::string(ssd::dtype_name(v.dtype)) + " " + ssd::shape_string(v.shape) +
+                               "; expected contiguous float32 CPU [" + std::to_string(out_rows) + ", " +
+                               std::to_string(vocab_) + "]");
+    }
+    ssd::Logits out;
+    out.data = static_cast<const float*>(v.data);
+    out.rows = v.shape[0];
+    out.vocab = v.shape[1];
+    auto* keep = new py::object(py::make_tuple(tensor, capsule));
+    out.owner = std::shared_ptr<void>(keep, [](void* p) {
+      py::gil_scoped_acquire gil;
+      delete static_cast<py::object*>(p);
+    });
+    return out;
+  }
+  template <class F>
+  void call(F&& f) {
+    try {
+      f();
+    } catch (py::error_already_set& e) {
+      throw std::runtime_error(std::string(e.what()));
+    }
+  }
+  py::object runner_;
+  std::string side_;
+  int64_t vocab_ = 0;
+};
+
+// Owns the runners together with the engine so that they outlive it.
+// The engine is closed without the GIL (its workers may need it to finish a forward).
+struct PyEngine {
+  std::unique_ptr<PyModelRunner> target, draft;
+  std::unique_ptr<ssd::Engine> engine;
+  ~PyEngine() {
+    py::gil_scoped_release release;
+    engine.reset();
+  }
+};
+
+py::dict event_to_dict(const ssd::OutputEvent& ev) {
+  py::dict d;
+  d["seq_id"] = ev.seq_id;
+  d["tokens"] = ev.tokens;
+  d["finish"] = std::string(ev.finish == ssd::FinishReason::kNone ? "" : ssd::to_string(ev.finish));
+  d["error"] = ev.error;
+  if (ev.finish != ssd::FinishReason::kNone) {
+    const ssd::RequestMetrics& m = ev.metrics;
+    py::dict md;
+    md["prompt_tokens"] = m.prompt_tokens;
+    md["generated_tokens"] = m.generated_tokens;
+    md["rounds"] = m.rounds;
+    md["accepted_drafts"] = m.accepted_drafts;
+    md["cache_hits"] = m.cache_hits;
+    md["cache_lookups"] = m.cache_lookups;
+    md["time_to_first_token"] = m.time_to_first_token;
+    md["decode_seconds"] = m.decode_seconds;
+    d["metrics"] = md;
+  }
+  return d;
+}
+
+py::dict snapshot_to_dict(const ssd::StatsSnapshot& s) {
+  py::dict d;
+  d["K"] = s.K;
+  d["rounds"] = s.rounds;
+  d["sequence_rounds"] = s.sequence_rounds;
+  d["tokens_committed"] = s.tokens_committed;
+  d["accept_hist"] = s.accept_hist;
+  d["position_reached"] = s.position_reached;
+  d["position_accepted"] = s.position_accepted;
+  d["position_acceptance"] = s.position_acceptance;
+  d["cache_hits"] = s.cache_hits;
+  d["cache_misses"] = s.cache_misses;
+  d["backup_counts"] = s.backup_counts;
+  d["mean_accept_length"] = s.mean_accept_length;
+  d["tokens_per_round"] = s.tokens_per_round;
+  d["hit_rate"] = s.hit_rate;
+  d["draft_hidden_fraction"] = s.draft_hidden_fraction;
+  d["draft_overlap_ns"] = s.draft_overlap_ns;
+  py::dict phases;
+  for (int i = 0; i < ssd::kNumPhases; ++i) {
+    phases[ssd::to_string(static_cast<ssd::Phase>(i))] =
+        py::make_tuple(s.phase_ns[i] * 1e-9, s.phase_count[i]);
+  }
+  d["phases"] = phases;
+  return d;
+}
+
+void bind_engine(py::module_& m) {
+  py::class_<EngineConfig>(m, "EngineConfig")
+      .def(py::init<>())
+      .def_readwrite("mode", &EngineConfig::mode)
+      .def_readwrite("K", &EngineConfig::K)
+      .def_readwrite("fan_out_mode", &EngineConfig::fan_out_mode)
+      .def_readwrite("fan_out_budget", &EngineConfig::fan_out_budget)
+      .def_readwrite("fan_out_list", &EngineConfig::fan_out_list)
+      .def_readwrite("backup", &EngineConfig::backup)
+      .def_readwrite("auto_jit_max_batch", &EngineConfig::auto_jit_max_batch)
+      .def_readwrite("saguaro_c", &EngineConfig::saguaro_c)
+      .def_readwrite("max_batch", &EngineConfig::max_batch)
+      .def_readwrite("max_context", &EngineConfig::max_context)
+      .def_readwrite("ngram_n", &EngineConfig::ngram_n)
+      .def_readwrite("seed", &EngineConfig::seed)
+      .def_readwrite("stats_window", &EngineConfig::stats_window)
+      .def("validate", &EngineConfig::validate)
+      .def_static("field_names", &EngineConfig::field_names)
+      .def("__repr__", &EngineConfig::to_string);
+
+  py::class_<RequestParams>(m, "RequestParams")
+      .def(py::init<>())
+      .def_readwrite("temperature", &RequestParams::temperature)
+      .def_readwrite("top_k", &RequestParams::top_k)
+      .def_readwrite("top_p", &RequestParams::top_p)
+      .def_readwrite("seed", &RequestParams::seed)
+      .def_readwrite("max_tokens", &RequestParams::max_tokens)
+      .def_readwrite("ignore_eos", &RequestParams::ignore_eos)
+      .def_readwrite("stop_token_ids", &RequestParams::stop_token_ids);
+
+  py::class_<PyEngine>(m, "Engine")
+      .def(py::init([](const EngineConfig& config, py::object target, py::object draft,
+                       std::vector<int32_t> eos_ids) {
+             auto e = std::make_unique<PyEngine>();
+             e->target = std::make_unique<PyModelRunner>(target, "target");
+             if (!draft.is_none()) e->draft = std::make_unique<PyModelRunner>(draft, "draft");
+             py::gil_scoped_release release;
+             e->engine = std::make_unique<ssd::Engine>(config, e->target.get(), e->draft.get(), std::move(eos_ids));
+             return e;
+           }),
+           py::arg("config"), py::arg("target"), py::arg("draft"), py::arg("eos_ids"))
+      .def("submit",
+           [](PyEngine& e, std::vector<int32_t> prompt, const RequestParams& p) {
+             return e.engine->submit(std::move(prompt), p);
+           })
+      .def("cancel", [](PyEngine& e, int64_t id) { e.engine->cancel(id); })
+      .def("poll",
+           [](PyEngine& e, int timeout_ms) -> py::object {
+             ssd::OutputEvent ev;
+             ssd::PopStatus status;
+             {
+               py::gil_scoped_release release;
+               status = e.engine->poll(&ev, std::chrono::milliseconds(timeout_ms));
+             }
+             if (status == ssd::PopStatus::kItem) return event_to_dict(ev);
+             if (status == ssd::PopStatus::kClosed) return py::str("closed");
+             return py::none();
+           },
+           py::arg("timeout_ms"), "Next output event as a dict, None on timeout, 'closed' after close().")
+      .def("stats", [](PyEngine& e) { return snapshot_to_dict(e.engine->stats()); })
+      .def("reset_stats", [](PyEngine& e) { e.engine->reset_stats(); })
+      .def("close", [](PyEngine& e) {
+        py::gil_scoped_release release;
+        if (e.engine) e.engine->close();
+      });
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ssdcore C++ runtime (speculative speculative decoding)";
@@ -18,4 +494,22 @@ PYBIND11_MODULE(_core, m) {
   m.def("cuda_device_count", &ssd::cuda_device_count,
         "Number of usable CUDA devices (0 without a GPU or driver; never raises).");
   m.def("device_summary", &ssd::device_summary, "One line describing CUDA kernels and devices.");
+  m.def("verify", &py_verify,
+        "Low-level batched verification on DLPack capsules; use ssdcore.ops.verify. seq_params maps draft_len, "
+        "onehot, temperature, top_k, top_p, draft_temperature, draft_top_k, draft_top_p, saguaro_c, seed, "
+        "position to host tensors of length B. Writes accept_len and next_token in place.",
+        py::arg("target_logits"), py::arg("draft_tokens"), py::arg("draft_logits"), py::arg("seq_params"),
+        py::arg("saguaro_fanout"), py::arg("accept_len"), py::arg("next_token"), py::arg("workspace"),
+        py::arg("stream"), py::arg("num_threads"));
+  m.def("sample_draft", &py_sample_draft,
+        "Low-level draft sampler on DLPack capsules; use ssdcore.ops.sample_draft. row_params maps temperature, "
+        "top_k, top_p, saguaro_c, saguaro_fanout, seed, position to host tensors of length N. Writes tokens "
+        "(and probs) in place.",
+        py::arg("logits"), py::arg("row_params"), py::arg("tokens"), py::arg("probs"), py::arg("workspace"),
+        py::arg("stream"), py::arg("num_threads"));
+  m.def("verify_workspace_bytes", &verify_workspace_bytes, py::arg("batch"), py::arg("k"),
+        "Device workspace bytes ssdcore.ops.verify needs on a GPU (0 in a CPU-only build).");
+  m.def("draft_workspace_bytes", &draft_workspace_bytes, py::arg("rows"),
+        "Device workspace bytes ssdcore.ops.sample_draft needs on a GPU (0 in a CPU-only build).");
+  bind_engine(m);
 }

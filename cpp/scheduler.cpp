@@ -57,8 +57,18 @@ std::vector<Request> Scheduler::take_new(size_t max_count) {
 
 std::vector<int64_t> Scheduler::take_cancelled() {
   std::lock_guard<std::mutex> lock(m_);
-  std::vector<int64_t> out(cancelled_.begin(), cancelled_.end());
-  cancelled_.clear();
+  std::vector<int64_t> out;
+  for (auto it = cancelled_.begin(); it != cancelled_.end();) {
+    // A request still waiting in the queue keeps its cancellation until take_new() hands it out
+    // (the target worker ignores cancellations of requests it has not admitted yet).
+    const int64_t id = *it;
+    if (std::any_of(queue_.begin(), queue_.end(), [id](const Request& r) { return r.id == id; })) {
+      ++it;
+      continue;
+    }
+    out.push_back(id);
+    it = cancelled_.erase(it);
+  }
   return out;
 }
 

@@ -1,6 +1,7 @@
-"""The ``ssdcore`` command line: ``generate`` (streams a continuation) and ``bench`` (SSD vs SD vs AR vs
-`transformers`, side by side). Bad input prints one line ``ssdcore: error: ...`` and exits 2; no
-traceback. Models default to the bundled pair; nothing touches the network.
+"""The ``ssdcore`` command line: ``generate`` (streams a continuation), ``bench`` (SSD vs SD vs AR vs
+`transformers`, side by side) and ``serve`` (OpenAI-compatible HTTP server with Prometheus metrics).
+Bad input prints one line ``ssdcore: error: ...`` and exits 2; no traceback. Models default to the
+bundled pair; nothing touches the network.
 """
 from __future__ import annotations
 
@@ -85,7 +86,30 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-hf", action="store_true", help="skip the transformers baselines")
     b.add_argument("--quick", action="store_true", help="small settings that finish in minutes")
     b.add_argument("--out", default="bench_results", help="directory for bench.json and bench.png")
+    _serve_args(sub.add_parser("serve", help="OpenAI-compatible HTTP server with Prometheus metrics"))
     return parser
+
+
+def _port(text: str) -> int:
+    value = _positive(int)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 1..65535, got {text!r}")
+    return value
+
+
+def _serve_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--mode", default="ssd", choices=["ssd", "sd", "ar"])
+    _engine_args(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=_port, default=8000)
+    s.add_argument("--max-batch", type=_positive(int), default=8, help="sequences per round")
+    s.add_argument("--max-context", type=_positive(int), default=1024, help="prompt + generated tokens")
+    s.add_argument("--model-name", help="name clients pass as `model` (default: ssdcore-bundled, or "
+                   "the target directory's name)")
+    s.add_argument("--workers", type=_positive(int), help="request threads (default max(32, 4 x "
+                   "max-batch))")
+    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info",
+                                                           "debug"])
 
 
 def _read_prompt(args) -> str:
@@ -168,13 +192,22 @@ def cmd_bench(args) -> None:
         print(f"wrote {json_path} and {png_path}")
 
 
+def cmd_serve(args) -> None:
+    try:
+        from .server import serve
+    except ImportError as e:
+        raise RuntimeError(f"serve needs the server dependencies ({e.name} is missing): "
+                           "pip install fastapi uvicorn") from None
+    serve(args)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        {"generate": cmd_generate, "bench": cmd_bench}[args.command](args)
+        {"generate": cmd_generate, "bench": cmd_bench, "serve": cmd_serve}[args.command](args)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         parser.exit(2, f"ssdcore: error: {e}\n")
     except KeyboardInterrupt:

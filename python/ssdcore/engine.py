@@ -61,27 +61,36 @@ class Engine:
         """Runs every prompt to completion; one RequestOutput per prompt, in order."""
         prompt_list = _as_prompt_list(prompts)
         params = _as_params_list(sampling_params, len(prompt_list))
-        trackers = [self._submit(p, sp) for p, sp in zip(prompt_list, params)]
-        try:
+        trackers = []
+        try:  # a bad prompt, a runner error or Ctrl-C: cancel and forget every request of this call
+            for p, sp in zip(prompt_list, params):
+                trackers.append(self._submit(p, sp))
             for tracker, q in trackers:
                 for _ in self._drain(tracker, q):
                     pass
         except BaseException:
             for tracker, _ in trackers:
                 self._core.cancel(tracker.out.request_id)
+                self._forget(tracker.out.request_id)
             raise
         return [t.out for t, _ in trackers]
 
     def stream(self, prompt: PromptLike, sampling_params: SamplingParamsLike = None) -> Iterator[str]:
-        """Yields text deltas as rounds commit; ``self.last_output`` holds the finished request."""
+        """Yields text deltas as rounds commit; ``self.last_output`` holds the finished request.
+
+        The generator's return value (``StopIteration.value``) is the finished RequestOutput too: use
+        it when several threads stream at once, since ``last_output`` is shared by all of them.
+        """
         tracker, q = self._submit(prompt, as_sampling_params(sampling_params))
         try:
             for delta in self._drain(tracker, q):
                 if delta:
                     yield delta
+            return tracker.out
         finally:
             if tracker.out.finish_reason is None:
                 self._core.cancel(tracker.out.request_id)
+                self._forget(tracker.out.request_id)
             self.last_output = tracker.out
 
     def stats(self) -> dict:

@@ -1,0 +1,64 @@
+// ssdcore/config.h: ssdcore::EngineConfig, every knob of the engine in one plain struct.
+//
+// Mirrors the runtime's internal EngineConfig and the Python dataclass ssdcore.EngineConfig field for
+// field (same names, order and defaults; field_names() lists them). Enumerations are plain strings.
+// Nothing is checked on assignment: validate() (called by the Engine constructor) throws
+// std::invalid_argument naming the first bad field, the value and what is allowed, e.g.
+// "EngineConfig.K = 0 is invalid: allowed 1..32".
+//
+// Sizing the model runners: the engine uses KV lanes 0 .. max_batch-1 on both models. On the target
+// a lane needs target_slots() slots (= max_context); on the draft, draft_slots() (= max_context plus
+// the scratch slots that hold SSD tree branches, see ssdcore/model_runner.h).
+//
+// Threads: a plain value type.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ssdcore {
+
+struct EngineConfig {
+  static constexpr int kMaxK = 32;          // largest K
+  static constexpr int kMaxFanOut = 256;    // largest fan-out budget (or fan_out_list sum)
+  static constexpr int kMinContext = 16;    // smallest max_context
+  static constexpr int kMaxNgramN = 8;      // largest ngram_n
+
+  std::string mode = "ssd";              // "ssd" (speculative speculative), "sd" (speculative), "ar"
+  int K = 4;                             // draft length (tokens proposed per round), 1..32
+  std::string fan_out_mode = "uniform";  // "uniform" | "list" | "geometric" (SSD only)
+  int fan_out_budget = 8;                // F: outcomes pre-speculated per sequence per round, 1..256
+  std::vector<int> fan_out_list;         // "list" mode only: K+1 entries >= 0, sum 1..256; else empty
+  std::string backup = "auto";           // on a cache miss: "auto" | "jit" | "ngram" | "none"
+  int auto_jit_max_batch = 8;            // auto's prior: jit when batch <= this, else ngram; >= 0
+  double saguaro_c = 1.0;                // Saguaro down-weighting C in [0, 1]; 1 = plain sampling
+  int max_batch = 8;                     // sequences per round (= KV lanes), >= 1
+  int max_context = 1024;                // tokens per sequence (prompt + generated), >= 16
+  int ngram_n = 3;                       // match length of the ngram backup, 1..8
+  std::uint64_t seed = 0;                // engine default seed
+  int stats_window = 256;                // rounds of history for the online estimates, >= 1
+
+  // Throws std::invalid_argument on the first invalid field (declaration order).
+  void validate() const;
+  // The field names, in declaration order.
+  static std::vector<std::string> field_names();
+  // "EngineConfig(mode='ssd', K=4, ...)".
+  std::string to_string() const;
+
+  // KV slots per lane the target runner must provide: max_context.
+  int target_slots() const { return max_context; }
+  // Scratch slots per draft lane for the SSD tree branches: (largest branch count) * K in ssd mode,
+  // 0 otherwise. They follow the context slots: [max_context, max_context + scratch_slots()).
+  int scratch_slots() const {
+    if (mode != "ssd") return 0;
+    int branches = fan_out_budget;
+    int listed = 0;
+    for (int f : fan_out_list) listed += f;
+    if (listed > branches) branches = listed;
+    return branches * K;
+  }
+  // KV slots per lane the draft runner must provide: max_context + scratch_slots().
+  int draft_slots() const { return max_context + scratch_slots(); }
+};
+
+}  // namespace ssdcore

@@ -1,0 +1,141 @@
+// ssdcore/engine.h: ssdcore::Engine, the speculative speculative decoding engine for native
+// applications (a pimpl facade over the runtime; no internal type leaks through this header).
+//
+// An Engine runs a target worker thread and, in sd and ssd modes, a draft worker thread, each
+// driving one of your ModelRunners (see ssdcore/model_runner.h), plus one small thread that routes
+// output events to the requests they belong to. Requests are token ids in, token ids out: tokenizing
+// is the application's business.
+//
+// Two ways to run a request (they can be mixed freely on one engine):
+//   - blocking:  generate(prompt, params, on_tokens) returns the whole Result; on_tokens, if given,
+//                is called on the calling thread with each group of new tokens as they are decided.
+//   - async:     submit(prompt, params) returns an id at once; then either wait(id) for its Result,
+//                or poll() the Events of all submitted requests as they stream.
+// Each submitted request is collected once: by wait(id), or by poll() returning its final event
+// (after which wait(id) throws std::invalid_argument). An uncollected finished request keeps its
+// Result in memory until collected or until the Engine is destroyed.
+//
+// Errors:
+//   - bad arguments (empty prompt, token outside the vocabulary, invalid sampling parameters,
+//     prompt + max_tokens > max_context, invalid config, a draft runner missing in sd/ssd mode,
+//     vocabulary mismatch) throw std::invalid_argument with a message naming the field and what is
+//     allowed; the engine stays usable.
+//   - a ModelRunner that throws fails the requests of that round: they finish with
+//     FinishReason::kError and Result::error naming the side ("target model runner failed: ...").
+//     generate() returns such a Result, it does not throw; check Result::ok().
+//   - an exception thrown by on_tokens cancels the request and propagates out of generate().
+//   - submit()/generate() after close() throw std::logic_error.
+//
+// Threads: every member function may be called from any thread, concurrently, except that the
+// destructor must not run while another thread is inside a member function. Several threads may
+// generate() at once (continuous batching puts their requests in the same rounds). Callbacks run on
+// the thread that called generate(), never on an engine worker. The ModelRunners must outlive the
+// Engine. close() (idempotent, also run by the destructor) stops the workers; requests still running
+// or queued then finish with FinishReason::kError.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ssdcore/config.h"
+#include "ssdcore/model_runner.h"
+#include "ssdcore/sampling.h"
+#include "ssdcore/stats.h"
+
+namespace ssdcore {
+
+using RequestId = std::int64_t;
+
+enum class FinishReason : int {
+  kNone = 0,   // still running (only in non-final Events)
+  kLength,     // max_tokens generated
+  kStop,       // an EOS id or a stop token id was decided (not included in the output)
+  kCancelled,  // cancel() or a TokenCallback returning false
+  kError,      // a model runner failed, or the engine closed first; see error
+};
+// "none", "length", "stop", "cancelled", "error".
+const char* to_string(FinishReason reason) noexcept;
+
+// Per-request metrics, complete when the request has finished.
+struct RequestMetrics {
+  std::int32_t prompt_tokens = 0;
+  std::int32_t generated_tokens = 0;
+  std::int32_t rounds = 0;             // target verifications the request took part in
+  std::int32_t accepted_drafts = 0;    // drafted tokens accepted
+  std::int32_t cache_hits = 0;         // rounds whose speculation came from the SSD cache
+  std::int32_t cache_lookups = 0;
+  double time_to_first_token = 0.0;    // seconds from submission
+  double decode_seconds = 0.0;         // seconds from the first token to the finish
+};
+
+// A piece of a request's output stream. The tokens of all Events of one request, in order, are its
+// output; exactly one Event per request has finished() true, and it is the last one.
+struct Event {
+  RequestId id = -1;
+  std::vector<std::int32_t> tokens;            // newly decided tokens (may be empty)
+  FinishReason finish_reason = FinishReason::kNone;
+  std::string error;                           // set when finish_reason == kError
+  RequestMetrics metrics;                      // valid in the final event
+
+  bool finished() const { return finish_reason != FinishReason::kNone; }
+};
+
+// A finished request.
+struct Result {
+  RequestId id = -1;
+  std::vector<std::int32_t> tokens;            // every generated token
+  FinishReason finish_reason = FinishReason::kNone;
+  std::string error;                           // non-empty iff finish_reason == kError
+  RequestMetrics metrics;
+
+  bool ok() const { return finish_reason != FinishReason::kError; }
+};
+
+// Streaming callback of generate(): receives each group of newly decided tokens (never empty).
+// Return true to continue, false to cancel the request (it then finishes with kCancelled and the
+// Result holds the tokens decided so far, possibly a few more than the callback saw).
+using TokenCallback = std::function<bool(const std::vector<std::int32_t>& new_tokens)>;
+
+class Engine {
+ public:
+  // Validates config and starts the workers. `draft` may be null only in mode "ar". eos_ids: token
+  // ids that end a request (unless SamplingParams::ignore_eos). Throws std::invalid_argument.
+  Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
+         std::vector<std::int32_t> eos_ids = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Blocking: runs one request to the end (see the file comment for callbacks and errors).
+  Result generate(std::vector<std::int32_t> prompt, const SamplingParams& params,
+                  const TokenCallback& on_tokens = nullptr);
+
+  // Async: queues a request and returns its id.
+  RequestId submit(std::vector<std::int32_t> prompt, const SamplingParams& params);
+  // Blocks until request `id` (from submit) finishes and returns its Result. Throws
+  // std::invalid_argument if `id` is unknown or already collected.
+  Result wait(RequestId id);
+  // The next Event of any submitted (not generate()d, not waited-for) request, in the order the
+  // engine produced them. Returns false when none arrived within `timeout`, or when the engine is
+  // closed and every event has been returned.
+  bool poll(Event* event, std::chrono::milliseconds timeout = std::chrono::milliseconds(100));
+  // Asks the engine to stop request `id` after its current round; it then finishes with kCancelled.
+  // Unknown or finished ids are ignored.
+  void cancel(RequestId id);
+
+  Stats stats() const;
+  void reset_stats();
+  const EngineConfig& config() const;
+  std::int64_t vocab_size() const;
+  // Stops the workers and joins them; idempotent. Running requests finish with kError.
+  void close();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ssdcore

@@ -1,0 +1,47 @@
+// public_api.h: INTERNAL glue between the public C++ API (include/ssdcore/, namespace ssdcore) and
+// the runtime (namespace ssd). Never included by a public header.
+//
+// Concept: the public types mirror internal ones field for field; these functions convert between
+// them, and RunnerAdapter presents an application's ssdcore::ModelRunner to the runtime as an
+// ssd::ModelRunner, handing it a zero-copy ForwardBatch view and checking the logits it returns.
+//
+// Threads: conversions are pure functions. A RunnerAdapter is called by exactly the worker thread
+// that drives its runner (as the runner is).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine_config.h"
+#include "messages.h"
+#include "model_runner.h"
+#include "sequence.h"
+#include "ssdcore/ssdcore.h"
+#include "stats.h"
+
+namespace ssdcore {
+namespace detail {
+
+ssd::EngineConfig to_internal(const EngineConfig& c);
+ssd::RequestParams to_internal(const SamplingParams& p);
+FinishReason from_internal(ssd::FinishReason r);
+RequestMetrics from_internal(const ssd::RequestMetrics& m);
+Stats from_internal(const ssd::StatsSnapshot& s);
+// The read-only view of a request (pointers into `req`, valid while it lives).
+ForwardBatch make_batch(const ssd::ForwardRequest& req);
+
+class RunnerAdapter final : public ssd::ModelRunner {
+ public:
+  // side: "target" or "draft", used in error messages. runner must not be null.
+  RunnerAdapter(ssdcore::ModelRunner* runner, const char* side) : runner_(runner), side_(side) {}
+  int64_t vocab_size() const override { return runner_->vocab_size(); }
+  void on_worker_start() override { runner_->on_worker_start(); }
+  // Throws std::runtime_error when the logits do not cover [out_rows, vocab_size()].
+  ssd::Logits forward(const ssd::ForwardRequest& request) override;
+
+ private:
+  ssdcore::ModelRunner* runner_;
+  const char* side_;
+};
+
+}  // namespace detail
+}  // namespace ssdcore

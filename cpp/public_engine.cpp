@@ -1,0 +1,277 @@
+// public_engine.cpp: ssdcore::Engine (include/ssdcore/engine.h), the pimpl facade over ssd::Engine.
+//
+// Routing: the runtime publishes the events of every request on one channel that only one thread may
+// poll at a time. A router thread (pump) polls it and files each event, under `m_`, into the
+// request's state: tokens accumulate into its Result; a generate() request also gets the event in
+// its mailbox (its caller runs the callback); a submit() request that nobody waits for also gets it
+// in the poll queue. Callers block on `cv_`, never on the runtime, so any number of threads may
+// generate/wait/poll at once. submit() registers the request under `m_` before the router can see
+// its first event (the router needs `m_` to file it).
+// Shutdown: close() closes the runtime (which fails its running requests), the router drains the
+// channel, then fails whatever is still unfinished (requests still queued at close get no runtime
+// event) and exits; waiters wake up with kError.
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "engine.h"
+#include "public_api.h"
+
+namespace ssdcore {
+
+class Engine::Impl {
+ public:
+  Impl(const EngineConfig& config, ModelRunner* target, ModelRunner* draft, std::vector<int32_t> eos);
+  ~Impl() { close(); }
+
+  RequestId submit(std::vector<int32_t> prompt, const SamplingParams& params, bool sync);
+  Result generate(std::vector<int32_t> prompt, const SamplingParams& params, const TokenCallback& cb);
+  Result wait(RequestId id);
+  bool poll(Event* event, std::chrono::milliseconds timeout);
+  void cancel(RequestId id) { engine_->cancel(id); }
+  void close();
+
+  const EngineConfig config_;
+  int64_t vocab_ = 0;
+  std::unique_ptr<ssd::Engine> engine_;
+
+ private:
+  struct Request {
+    bool sync = false;        // generate(): events go to `mailbox`
+    bool waited = false;      // wait() is collecting it: no events for poll()
+    bool abandoned = false;   // its generate() caller left (callback threw): drop when finished
+    bool finished = false;
+    std::deque<Event> mailbox;
+    Result result;
+  };
+
+  void pump();
+  void route(ssd::OutputEvent& ev);        // under m_
+  void fail_unfinished(const std::string& error);  // under m_
+  Request& find(RequestId id, const char* caller);  // under m_; throws when unknown
+  void abandon(RequestId id);
+
+  detail::RunnerAdapter target_;
+  std::unique_ptr<detail::RunnerAdapter> draft_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::unordered_map<RequestId, Request> requests_;
+  std::deque<Event> poll_queue_;
+  bool closed_ = false;     // no more submits
+  bool pump_done_ = false;  // every request is finished, no more events
+  std::thread pump_;
+  std::mutex close_mutex_;
+};
+
+static ModelRunner* require_runner(ModelRunner* r) {
+  if (r == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
+  return r;
+}
+
+Engine::Impl::Impl(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
+                   std::vector<int32_t> eos)
+    : config_(config), target_(require_runner(target), "target") {
+  if (draft != nullptr) draft_ = std::make_unique<detail::RunnerAdapter>(draft, "draft");
+  engine_ = std::make_unique<ssd::Engine>(detail::to_internal(config), &target_, draft_.get(),
+                                          std::move(eos));
+  vocab_ = target->vocab_size();
+  pump_ = std::thread([this] { pump(); });
+}
+
+RequestId Engine::Impl::submit(std::vector<int32_t> prompt, const SamplingParams& params, bool sync) {
+  std::lock_guard<std::mutex> lock(m_);
+  if (closed_) throw std::logic_error("ssdcore::Engine is closed; create a new Engine");
+  const int32_t prompt_tokens = static_cast<int32_t>(prompt.size());
+  RequestId id = engine_->submit(std::move(prompt), detail::to_internal(params));
+  Request& r = requests_[id];
+  r.sync = sync;
+  r.result.id = id;
+  r.result.metrics.prompt_tokens = prompt_tokens;
+  return id;
+}
+
+void Engine::Impl::pump() {
+  for (;;) {
+    ssd::OutputEvent ev;
+    const ssd::PopStatus status = engine_->poll(&ev, std::chrono::milliseconds(1000));
+    if (status == ssd::PopStatus::kClosed) break;
+    if (status == ssd::PopStatus::kTimeout) continue;
+    std::lock_guard<std::mutex> lock(m_);
+    route(ev);
+    cv_.notify_all();
+  }
+  std::lock_guard<std::mutex> lock(m_);
+  fail_unfinished("the engine was closed before the request finished");
+  pump_done_ = true;
+  cv_.notify_all();
+}
+
+void Engine::Impl::route(ssd::OutputEvent& ev) {
+  auto it = requests_.find(ev.seq_id);
+  if (it == requests_.end() || it->second.finished) return;
+  Request& r = it->second;
+  Event out;
+  out.id = ev.seq_id;
+  out.tokens = std::move(ev.tokens);
+  out.finish_reason = detail::from_internal(ev.finish);
+  r.result.tokens.insert(r.result.tokens.end(), out.tokens.begin(), out.tokens.end());
+  if (out.finished()) {
+    out.error = ev.error;
+    out.metrics = detail::from_internal(ev.metrics);
+    r.finished = true;
+    r.result.finish_reason = out.finish_reason;
+    r.result.error = ev.error;
+    if (out.finish_reason == FinishReason::kError && r.result.error.empty()) r.result.error = "unknown error";
+    const int32_t prompt_tokens = r.result.metrics.prompt_tokens;
+    r.result.metrics = out.metrics;
+    if (r.result.metrics.prompt_tokens == 0) r.result.metrics.prompt_tokens = prompt_tokens;
+  }
+  if (r.abandoned) {
+    if (r.finished) requests_.erase(it);
+  } else if (r.sync) {
+    r.mailbox.push_back(std::move(out));
+  } else if (!r.waited) {
+    poll_queue_.push_back(std::move(out));
+  }
+}
+
+void Engine::Impl::fail_unfinished(const std::string& error) {
+  std::vector<RequestId> ids;
+  for (auto& kv : requests_) {
+    if (!kv.second.finished) ids.push_back(kv.first);
+  }
+  for (RequestId id : ids) {
+    ssd::OutputEvent ev;
+    ev.seq_id = id;
+    ev.finish = ssd::FinishReason::kError;
+    ev.error = error;
+    route(ev);
+  }
+}
+
+Engine::Impl::Request& Engine::Impl::find(RequestId id, const char* caller) {
+  auto it = requests_.find(id);
+  if (it == requests_.end() || it->second.sync) {
+    throw std::invalid_argument(std::string("Engine::") + caller + ": request id " + std::to_string(id) +
+                                " is unknown or already collected (each submitted request is "
+                                "collected once, by wait() or by poll() returning its final event)");
+  }
+  return it->second;
+}
+
+Result Engine::Impl::generate(std::vector<int32_t> prompt, const SamplingParams& params,
+                              const TokenCallback& cb) {
+  const RequestId id = submit(std::move(prompt), params, /*sync=*/true);
+  bool listening = static_cast<bool>(cb);
+  for (;;) {
+    std::deque<Event> events;
+    {
+      std::unique_lock<std::mutex> lock(m_);
+      Request& r = requests_.at(id);
+      cv_.wait(lock, [&] { return !r.mailbox.empty(); });
+      events.swap(r.mailbox);
+    }
+    for (Event& ev : events) {
+      if (listening && !ev.tokens.empty()) {
+        try {
+          listening = cb(ev.tokens);
+        } catch (...) {
+          abandon(id);
+          throw;
+        }
+        if (!listening) engine_->cancel(id);
+      }
+      if (!ev.finished()) continue;
+      std::lock_guard<std::mutex> lock(m_);
+      auto it = requests_.find(id);
+      Result result = std::move(it->second.result);
+      requests_.erase(it);
+      return result;
+    }
+  }
+}
+
+// The caller of generate() request `id` leaves early (its callback threw): cancel the request and let
+// the router drop it when it finishes.
+void Engine::Impl::abandon(RequestId id) {
+  engine_->cancel(id);
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    auto it = requests_.find(id);
+    if (it->second.finished) {
+      requests_.erase(it);
+    } else {
+      it->second.abandoned = true;
+      it->second.mailbox.clear();
+    }
+  }
+}
+
+Result Engine::Impl::wait(RequestId id) {
+  std::unique_lock<std::mutex> lock(m_);
+  Request& r = find(id, "wait");
+  if (r.waited) {
+    throw std::invalid_argument("Engine::wait: request id " + std::to_string(id) +
+                                " is already being waited for by another thread");
+  }
+  r.waited = true;
+  poll_queue_.erase(std::remove_if(poll_queue_.begin(), poll_queue_.end(),
+                                   [id](const Event& e) { return e.id == id; }),
+                    poll_queue_.end());
+  cv_.wait(lock, [&] { return r.finished; });
+  Result result = std::move(r.result);
+  requests_.erase(id);
+  return result;
+}
+
+bool Engine::Impl::poll(Event* event, std::chrono::milliseconds timeout) {
+  if (event == nullptr) throw std::invalid_argument("Engine::poll: event must not be null");
+  std::unique_lock<std::mutex> lock(m_);
+  cv_.wait_for(lock, timeout, [&] { return !poll_queue_.empty() || pump_done_; });
+  if (poll_queue_.empty()) return false;
+  *event = std::move(poll_queue_.front());
+  poll_queue_.pop_front();
+  if (event->finished()) requests_.erase(event->id);
+  return true;
+}
+
+void Engine::Impl::close() {
+  std::lock_guard<std::mutex> close_lock(close_mutex_);
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  engine_->close();
+  if (pump_.joinable()) pump_.join();
+}
+
+// ---- the facade ----------------------------------------------------------------------------------
+
+Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
+               std::vector<int32_t> eos_ids)
+    : impl_(std::make_unique<Impl>(config, target, draft, std::move(eos_ids))) {}
+Engine::~Engine() = default;
+
+Result Engine::generate(std::vector<int32_t> prompt, const SamplingParams& params,
+                        const TokenCallback& on_tokens) {
+  return impl_->generate(std::move(prompt), params, on_tokens);
+}
+RequestId Engine::submit(std::vector<int32_t> prompt, const SamplingParams& params) {
+  return impl_->submit(std::move(prompt), params, /*sync=*/false);
+}
+Result Engine::wait(RequestId id) { return impl_->wait(id); }
+bool Engine::poll(Event* event, std::chrono::milliseconds timeout) { return impl_->poll(event, timeout); }
+void Engine::cancel(RequestId id) { impl_->cancel(id); }
+Stats Engine::stats() const { return detail::from_internal(impl_->engine_->stats()); }
+void Engine::reset_stats() { impl_->engine_->reset_stats(); }
+const EngineConfig& Engine::config() const { return impl_->config_; }
+int64_t Engine::vocab_size() const { return impl_->vocab_; }
+void Engine::close() { impl_->close(); }
+
+}  // namespace ssdcore

@@ -1,0 +1,218 @@
+"""Request models and response bodies of the OpenAI-compatible server (``ssdcore serve``).
+
+Pydantic models validate the JSON of ``POST /v1/completions`` and ``POST /v1/chat/completions``
+(types, ranges); :func:`sampling_params` turns a request into :class:`SamplingParams`, whose own
+ValueErrors become HTTP 400 too. Unknown fields are ignored (as vLLM does); known OpenAI fields that
+ssdcore cannot honour (``n`` > 1, ``logprobs``, ``echo``, penalties, tools...) are rejected with an
+:class:`APIError` naming the field. Everything here is pure: no engine, no I/O, any thread.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Dict, List, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .sampling_params import SamplingParams
+
+
+class APIError(Exception):
+    """An error answered with an OpenAI-style body: ``{"error": {message, type, param, code}}``."""
+
+    def __init__(self, message: str, param: Optional[str] = None, status: int = 400,
+                 type: str = "invalid_request_error", code: Optional[str] = None):
+        super().__init__(message)
+        self.message, self.param, self.status, self.type, self.code = message, param, status, type, code
+
+    def body(self) -> dict:
+        return error_body(self.message, self.param, self.type, self.code)
+
+
+def error_body(message: str, param: Optional[str] = None, type: str = "invalid_request_error",
+               code: Optional[str] = None) -> dict:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class _Common(BaseModel):
+    """Fields shared by both endpoints (OpenAI names; ``top_k``, ``ignore_eos`` and
+    ``stop_token_ids`` are vLLM-style extensions)."""
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    stream: bool = False
+    stream_options: Optional[StreamOptions] = None
+    temperature: Optional[float] = Field(None, ge=0)
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    top_k: Optional[int] = Field(None, ge=-1)
+    max_tokens: Optional[int] = Field(None, ge=1)
+    stop: Optional[Union[str, List[str]]] = None
+    seed: Optional[int] = None
+    n: Optional[int] = None
+    logprobs: Any = None
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    logit_bias: Optional[Dict[str, float]] = None
+    ignore_eos: bool = False
+    stop_token_ids: Optional[List[int]] = None
+
+
+class CompletionRequest(_Common):
+    prompt: Union[str, List[str], List[int], List[List[int]]]
+    echo: bool = False
+    best_of: Optional[int] = None
+    suffix: Optional[str] = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: Optional[Union[str, List[Dict[str, Any]]]] = None
+
+
+class ChatCompletionRequest(_Common):
+    messages: List[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: Optional[int] = Field(None, ge=1)
+    tools: Optional[List[Any]] = None
+    response_format: Optional[Dict[str, Any]] = None
+
+
+def check_supported(req: _Common) -> None:
+    """Rejects OpenAI options that ssdcore does not implement (400 naming the field)."""
+    if req.n not in (None, 1):
+        raise APIError(f"n = {req.n} is not supported: ssdcore returns one choice per request (n = 1)",
+                       "n")
+    if req.logprobs not in (None, False, 0):
+        raise APIError("logprobs are not supported by ssdcore", "logprobs")
+    for name in ("presence_penalty", "frequency_penalty"):
+        if getattr(req, name) not in (None, 0):
+            raise APIError(f"{name} is not supported by ssdcore: allowed 0 or absent", name)
+    if req.logit_bias:
+        raise APIError("logit_bias is not supported by ssdcore", "logit_bias")
+    if isinstance(req, CompletionRequest):
+        if req.echo:
+            raise APIError("echo is not supported by ssdcore", "echo")
+        if req.best_of not in (None, 1):
+            raise APIError("best_of > 1 is not supported by ssdcore", "best_of")
+        if req.suffix:
+            raise APIError("suffix is not supported by ssdcore", "suffix")
+    if isinstance(req, ChatCompletionRequest):
+        if req.tools:
+            raise APIError("tools are not supported by ssdcore", "tools")
+        if req.response_format and req.response_format.get("type") not in (None, "text"):
+            raise APIError("response_format other than text is not supported", "response_format")
+
+
+def completion_prompt(req: CompletionRequest) -> Union[str, List[int]]:
+    """The single prompt of a completion request (text or token ids)."""
+    p = req.prompt
+    if isinstance(p, list) and len(p) == 1 and isinstance(p[0], (str, list)):
+        p = p[0]
+    if isinstance(p, list) and not all(isinstance(i, int) for i in p):
+        raise APIError("only one prompt per request is supported: give a string or a list of token ids",
+                       "prompt")
+    if not p:
+        raise APIError("prompt is empty", "prompt")
+    return p
+
+
+def chat_messages(req: ChatCompletionRequest) -> List[dict]:
+    """Messages as plain dicts for ``apply_chat_template`` (text content parts are joined)."""
+    out = []
+    for i, m in enumerate(req.messages):
+        content = m.content
+        if isinstance(content, list):
+            parts = []
+            for part in content:
+                if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                    raise APIError(f"messages[{i}].content: only text parts are supported",
+                                   f"messages.{i}.content")
+                parts.append(part["text"])
+            content = "".join(parts)
+        out.append({"role": m.role, "content": content or ""})
+    return out
+
+
+def sampling_params(req: _Common, max_tokens: int) -> SamplingParams:
+    """SamplingParams for the request (OpenAI defaults: temperature 1, top_p 1)."""
+    top_k = req.top_k or 0
+    try:
+        return SamplingParams(
+            temperature=1.0 if req.temperature is None else req.temperature,
+            top_p=1.0 if req.top_p is None else req.top_p, top_k=max(top_k, 0),
+            max_tokens=max_tokens, stop=req.stop or (), seed=req.seed, ignore_eos=req.ignore_eos,
+            stop_token_ids=tuple(req.stop_token_ids or ()))
+    except ValueError as e:
+        msg = str(e)
+        field = msg.split(" ", 1)[0].removeprefix("SamplingParams.")
+        raise APIError(msg, field if field.isidentifier() else None) from None
+
+
+def validation_message(errors: list):
+    """(message, param) for the first pydantic/FastAPI validation error (malformed JSON included)."""
+    if not errors:
+        return "invalid request body", None
+    err = errors[0]
+    if err.get("type") == "json_invalid":
+        return f"malformed JSON body: {err.get('ctx', {}).get('error', err.get('msg'))}", None
+    param = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or None
+    where = f"{param}: " if param else "request body: "
+    return f"{where}{err.get('msg', 'invalid value')}", param
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+class ResponseShape:
+    """Builds the bodies and stream chunks of one request; ``chat`` picks the endpoint's format."""
+
+    def __init__(self, chat: bool, model: str, include_usage: bool = False):
+        self.chat, self.model, self.include_usage = chat, model, include_usage
+        self.id = new_id("chatcmpl" if chat else "cmpl")
+        self.created = int(time.time())
+
+    def _envelope(self, obj: str, choices: list) -> dict:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model,
+                "choices": choices}
+
+    def full(self, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int) -> dict:
+        if self.chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text},
+                      "logprobs": None, "finish_reason": finish_reason}
+            body = self._envelope("chat.completion", [choice])
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+            body = self._envelope("text_completion", [choice])
+        body["usage"] = usage(prompt_tokens, completion_tokens)
+        return body
+
+    def chunk(self, delta: Optional[str], finish_reason: Optional[str] = None,
+              role: bool = False) -> dict:
+        if self.chat:
+            d: dict = {"role": "assistant"} if role else {}
+            if delta is not None:
+                d["content"] = delta
+            choice = {"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}
+            body = self._envelope("chat.completion.chunk", [choice])
+        else:
+            choice = {"index": 0, "text": delta or "", "logprobs": None, "finish_reason": finish_reason}
+            body = self._envelope("text_completion", [choice])
+        if self.include_usage:
+            body["usage"] = None
+        return body
+
+    def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict:
+        body = self._envelope("chat.completion.chunk" if self.chat else "text_completion", [])
+        body["usage"] = usage(prompt_tokens, completion_tokens)
+        return body
