@@ -2,6 +2,7 @@
 // (SSD_SPEC section 6): jit drafting, n-gram lookup, or nothing; and the draft sampler glue.
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "draft_sampler.h"
 #include "draft_worker.h"
@@ -20,7 +21,7 @@ void DraftWorker::serve_misses(size_t batch, const std::vector<DraftSequence*>& 
                                double verify_seconds) {
   if (missed.empty()) return;
   Backup backup = config_.mode_enum() == Mode::kSd ? Backup::kJit
-                                                   : choose_backup(batch, missed.size(), verify_seconds);
+                                                   : choose_backup(batch, verify_seconds);
   stats_->record_backup(backup, missed.size());
   if (backup == Backup::kJit) {
     std::vector<Speculation> specs;
@@ -38,10 +39,9 @@ void DraftWorker::serve_misses(size_t batch, const std::vector<DraftSequence*>& 
   }
 }
 
-Backup DraftWorker::choose_backup(size_t batch, size_t misses, double verify_seconds) {
+Backup DraftWorker::choose_backup(size_t batch, double verify_seconds) {
   Backup configured = config_.backup_enum();
   if (configured != Backup::kAuto) return configured;
-  (void)misses;
   StatsSnapshot snap = stats_->snapshot();
   return chooser_.choose(static_cast<int>(batch), verify_seconds, snap);
 }
@@ -107,13 +107,13 @@ Speculation DraftWorker::draft_ngram(const DraftSequence& seq) const {
   return spec;
 }
 
-// Samples one token per draw from its logits row with the request's sampling parameters and
-// Saguaro (C, F): exactly the q' that verification will recompute from the same row.
+// Samples one token per draw with the request's sampling parameters and Saguaro (C, F): exactly the
+// q' that verification will recompute from the same row. Draw i reads logits row i (both callers
+// request their logits rows in draw order), so the rows are used in place.
 std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<DraftDraw>& draws) const {
-  std::vector<float> rows(draws.size() * static_cast<size_t>(logits.vocab));
   std::vector<DraftRowParams> params(draws.size());
   for (size_t i = 0; i < draws.size(); ++i) {
-    std::memcpy(rows.data() + i * logits.vocab, logits.row(draws[i].row), sizeof(float) * logits.vocab);
+    if (draws[i].row != static_cast<int64_t>(i)) throw std::logic_error("DraftWorker::draw: rows out of order");
     const RequestParams& rp = *draws[i].params;
     params[i].sampling = to_sampling_params(rp);
     params[i].saguaro.c = static_cast<float>(config_.saguaro_c);
@@ -125,7 +125,7 @@ std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<D
   DraftBatch batch;
   batch.rows = static_cast<int32_t>(draws.size());
   batch.vocab = static_cast<int32_t>(logits.vocab);
-  batch.logits = rows.data();
+  batch.logits = logits.data;
   batch.params = params.data();
   DraftResult result;
   result.tokens = tokens.data();

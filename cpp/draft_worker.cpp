@@ -52,9 +52,9 @@ void DraftWorker::round(ToDraft& msg) {
   ToTarget served = serve(msg);   // cache hit, else the backup, for every active sequence
   served.prespec_start_ns = last_prespec_[0];
   served.prespec_end_ns = last_prespec_[1];
-  outbox_->push(ToTarget(served));  // the target starts verifying these now...
+  outbox_->push(std::move(served));  // the target starts verifying these now...
   if (config_.mode_enum() == Mode::kSsd && !seqs_.empty()) {
-    prespeculate(served);         // ...while the draft prepares every likely next round
+    prespeculate();         // ...while the draft prepares every likely next round
   }
 }
 
@@ -126,8 +126,8 @@ ToTarget DraftWorker::serve(const ToDraft& msg) {
   return out;
 }
 
-void DraftWorker::prespeculate(const ToTarget& served) {
-  (void)served;  // the speculations are also kept in DraftSequence::current
+// Pre-speculates from every sequence's current speculation (DraftSequence::current).
+void DraftWorker::prespeculate() {
   std::vector<DraftSequence*> seqs;
   std::vector<int32_t> plan = planner_.plan();
   for (auto& kv : seqs_) {

@@ -66,11 +66,11 @@ class DraftWorker {
   void round(ToDraft& msg);
   void apply(const ToDraft& msg);
   ToTarget serve(const ToDraft& msg);
-  void prespeculate(const ToTarget& served);
+  void prespeculate();
 
   // Backups and drafting (draft_backup.cpp).
   void serve_misses(size_t batch, const std::vector<DraftSequence*>& missed, double verify_seconds);
-  Backup choose_backup(size_t batch, size_t misses, double verify_seconds);
+  Backup choose_backup(size_t batch, double verify_seconds);
   void draft_jit(const std::vector<DraftSequence*>& seqs, std::vector<Speculation>* out);
   Speculation draft_ngram(const DraftSequence& seq) const;
   int32_t proposal_budget(const DraftSequence& seq, int32_t extra_decided) const;
