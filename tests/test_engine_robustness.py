@@ -317,6 +317,8 @@ def test_text_prompt_without_known_words_is_usable(engine):
 def test_non_integer_token_ids_rejected(engine):
     with pytest.raises(ValueError, match="integers"):
         engine.generate([[3, 4.0]], GREEDY)
+    with pytest.raises(ValueError, match=r"prompts\[0\] = 3 is invalid"):
+        engine.generate([3, 4.0], GREEDY)  # a flat list that is not all ints
 
 
 def test_abandoned_stream_is_cancelled(engine, fresh, slow):

@@ -7,6 +7,7 @@ reads. Internal module: any thread, no state.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any, Callable, Optional
@@ -107,30 +108,54 @@ def per_sequence(name: str, value: Any, n: int, *, integral: bool, valid: Callab
     return t.to(out_dtype).contiguous()
 
 
+def _scalar_cached(fn: Callable[[str, Any, int], torch.Tensor]) -> Callable[[str, Any, int], torch.Tensor]:
+    """Memoise ``fn`` for plain int/float scalars (the common call: one value for the whole batch).
+
+    The cache key includes the value's type, so ``1`` and ``1.0`` are checked separately (an integral
+    parameter rejects ``1.0``); failures are not cached. Cached tensors are shared: callers only read them.
+    """
+    @functools.lru_cache(maxsize=1024)
+    def cached(name: str, value: Any, kind: type, n: int) -> torch.Tensor:
+        return fn(name, value, n)
+
+    @functools.wraps(fn)
+    def wrapper(name: str, value: Any, n: int) -> torch.Tensor:
+        kind = type(value)
+        if kind is int or (kind is float and math.isfinite(value)):
+            return cached(name, value, kind, n)
+        return fn(name, value, n)
+    return wrapper
+
+
+@_scalar_cached
 def temperature_like(name: str, value: Any, n: int) -> torch.Tensor:
     return per_sequence(name, value, n, integral=False, out_dtype=torch.float32,
                         valid=lambda t: torch.isfinite(t) & (t >= 0) & (t <= 3.0e38),
                         allowed="a finite number >= 0 (0 = greedy), or one per sequence")
 
 
+@_scalar_cached
 def top_k_like(name: str, value: Any, n: int) -> torch.Tensor:
     return per_sequence(name, value, n, integral=True, out_dtype=torch.int32,
                         valid=lambda t: (t >= 0) & (t <= INT32_MAX),
                         allowed="an integer >= 0 (0 = off), or one per sequence")
 
 
+@_scalar_cached
 def top_p_like(name: str, value: Any, n: int) -> torch.Tensor:
     return per_sequence(name, value, n, integral=False, out_dtype=torch.float32,
                         valid=lambda t: (t > 0) & (t <= 1),
                         allowed="a number in (0, 1] (1 = off), or one per sequence")
 
 
+@_scalar_cached
 def saguaro_c_like(name: str, value: Any, n: int) -> torch.Tensor:
     return per_sequence(name, value, n, integral=False, out_dtype=torch.float32,
                         valid=lambda t: (t >= 0) & (t <= 1),
                         allowed="a number in [0, 1] (1 = plain sampling), or one per sequence")
 
 
+@_scalar_cached
 def seed_like(name: str, value: Any, n: int) -> torch.Tensor:
     """Seeds are 64-bit: Python ints in [-2^63, 2^64) (values >= 2^63 keep their bits as uint64)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -148,6 +173,7 @@ def seed_like(name: str, value: Any, n: int) -> torch.Tensor:
                         allowed="an integer in [-2**63, 2**64), or one per sequence")
 
 
+@_scalar_cached
 def position_like(name: str, value: Any, n: int) -> torch.Tensor:
     return per_sequence(name, value, n, integral=True, out_dtype=torch.int64,
                         valid=lambda t: (t >= 0) & (t <= 2**62),

@@ -69,6 +69,8 @@ def _hf_contender(name: str, s: BenchSettings, assisted: bool) -> Contender:
 
     from .bundled import bundled_pair
 
+    transformers.utils.logging.set_verbosity_error()  # generate()'s deprecation notes, not results
+    transformers.utils.logging.disable_progress_bar()
     target, draft = (s.target, s.draft) if s.target else tuple(str(p) for p in bundled_pair())
     tok = transformers.AutoTokenizer.from_pretrained(target)
     model = transformers.AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32).eval()

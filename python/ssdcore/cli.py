@@ -77,11 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--prompts", help="JSONL file of prompts (default: held-out stdlib code)")
     b.add_argument("--num-prompts", type=_positive(int), default=8)
     b.add_argument("--max-tokens", type=_positive(int), default=96)
-    b.add_argument("--temperature", type=float, nargs="+", default=[0.0])
+    b.add_argument("--temperature", type=float, nargs="+", default=[0.0, 1.0])
     b.add_argument("--batch", type=_positive(int), nargs="+", default=[1])
-    b.add_argument("--sd-K", type=_positive(int), nargs="+", default=[4, 6])
-    b.add_argument("--ssd-K", type=_positive(int), nargs="+", default=[4, 6])
-    b.add_argument("--ssd-fan-out", type=_fan_out, nargs="+", default=[8])
+    b.add_argument("--sd-K", type=_positive(int), nargs="+", default=[2, 3, 4])
+    b.add_argument("--ssd-K", type=_positive(int), nargs="+", default=[3])
+    b.add_argument("--ssd-fan-out", type=_fan_out, nargs="+", default=[4, 8])
     b.add_argument("--repeats", type=_positive(int), default=5)
     b.add_argument("--no-hf", action="store_true", help="skip the transformers baselines")
     b.add_argument("--quick", action="store_true", help="small settings that finish in minutes")
@@ -167,7 +167,7 @@ def cmd_bench(args) -> None:
 
     if args.quick:
         args.num_prompts, args.max_tokens, args.repeats = 3, 48, 2
-        args.sd_K, args.ssd_K = [4], [4]
+        args.sd_K, args.ssd_K, args.ssd_fan_out = [3], [3], [4]
     prompts = jsonl_prompts(args.prompts) if args.prompts else stdlib_prompts(args.num_prompts)
     prompts = prompts[:args.num_prompts]
     results = []

@@ -193,6 +193,10 @@ def _as_prompt_list(prompts) -> list:
     if isinstance(prompts, (list, tuple)):
         if not prompts:
             raise ValueError("prompts is empty: give at least one prompt")
+        for i, p in enumerate(prompts):
+            if not isinstance(p, (str, list, tuple)):
+                raise ValueError(f"prompts[{i}] = {p!r} is invalid: allowed a string or a list of token "
+                                 "ids (a flat list of token ids must hold only ints)")
         return list(prompts)
     raise ValueError(f"prompts = {prompts!r} is invalid: allowed a string, a list of token ids, or a "
                      "list of those")

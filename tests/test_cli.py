@@ -1,0 +1,95 @@
+"""The ``ssdcore`` command line: generate on the bundled pair, a tiny benchmark run, and bad input.
+
+Each case runs the CLI in a subprocess (``python -m ssdcore.cli``), as a user would, with the network
+unused (the bundled pair is local). Bad input must give one ``ssdcore: error: ...`` line (or argparse's
+usage error), a non-zero exit and no traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TIMEOUT = 300
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    return subprocess.run([sys.executable, "-m", "ssdcore.cli", *args], text=True, capture_output=True,
+                          timeout=TIMEOUT, env=env, **feed)
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    error_lines = [ln for ln in lines if "error:" in ln]
+    assert len(error_lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in error_lines[0], proc.stderr
+
+
+def test_generate_streams_a_continuation_with_stats():
+    proc = run_cli("generate", "def fibonacci(n):", "--max-tokens", "12", "--stats")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("def fibonacci(n):")
+    assert len(proc.stdout) > len("def fibonacci(n):\n")
+    assert "tok/s" in proc.stderr and "mean accept length" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_generate_reads_the_prompt_from_stdin_and_file(tmp_path: Path):
+    greedy = ("--mode", "ar", "--max-tokens", "6", "--temperature", "0")
+    from_arg = run_cli("generate", "class Stack:", *greedy)
+    from_stdin = run_cli("generate", *greedy, stdin="class Stack:")
+    prompt_file = tmp_path / "prompt.txt"
+    prompt_file.write_text("class Stack:", encoding="utf-8")
+    from_file = run_cli("generate", "--file", str(prompt_file), *greedy)
+    for proc in (from_arg, from_stdin, from_file):
+        assert proc.returncode == 0, proc.stderr
+    assert from_arg.stdout == from_stdin.stdout == from_file.stdout
+
+
+def test_bench_writes_json_and_png(tmp_path: Path):
+    out = tmp_path / "bench"
+    proc = run_cli("bench", "--no-hf", "--num-prompts", "1", "--max-tokens", "6", "--repeats", "1",
+                   "--temperature", "0", "--sd-K", "2", "--ssd-K", "2", "--ssd-fan-out", "2",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "bench.json").read_text())
+    names = list(result["results"])
+    assert names[0] == "ar" and any(n.startswith("sd") for n in names) and any(n.startswith("ssd") for n in names)
+    assert (out / "bench.png").stat().st_size > 1000
+    assert "vs ar" in proc.stdout
+
+
+def test_missing_prompt_file():
+    assert_clean_error(run_cli("generate", "--file", "/nonexistent/prompt.txt"), "/nonexistent/prompt.txt")
+
+
+def test_malformed_jsonl_names_the_line(tmp_path: Path):
+    bad = tmp_path / "prompts.jsonl"
+    bad.write_text('{"prompt": "def f():"}\n{"prompt": \n', encoding="utf-8")
+    assert_clean_error(run_cli("bench", "--prompts", str(bad), "--no-hf"), f"{bad}:2")
+
+
+def test_unknown_model_path():
+    assert_clean_error(run_cli("generate", "x", "--mode", "ar", "--target", "/nonexistent/model"),
+                       "/nonexistent/model")
+    assert_clean_error(run_cli("generate", "x", "--draft", "/nonexistent/draft"), "/nonexistent/draft")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("generate", "x", "--K", "0"), "--K"),
+    (("generate", "x", "--temperature", "-1"), "temperature"),
+    (("generate", "x", "--max-tokens", "abc"), "--max-tokens"),
+    (("generate", "x", "--top-p", "1.5"), "top_p"),
+    (("bench", "--repeats", "0"), "--repeats"),
+])
+def test_invalid_numbers(args, needle):
+    assert_clean_error(run_cli(*args), needle)
