@@ -33,6 +33,7 @@ class BenchSettings:
     ssd_K: List[int] = field(default_factory=lambda: [4])
     fan_out: List[object] = field(default_factory=lambda: [8])
     backup: str = "auto"
+    saguaro_c: float = 1.0
     hf: bool = True
     target_cores: Optional[List[int]] = None
     draft_cores: Optional[List[int]] = None
@@ -102,7 +103,7 @@ def build_contenders(s: BenchSettings) -> List[Contender]:
     for k in s.ssd_K:
         for f in s.fan_out:
             out.append(_engine_contender(f"ssd K={k} F={f}", s, mode="ssd", K=k, fan_out=f,
-                                         backup=s.backup))
+                                         backup=s.backup, saguaro_c=s.saguaro_c))
     if s.hf and s.batch == 1:
         out += [_hf_contender("hf generate", s, False), _hf_contender("hf assisted", s, True)]
     return out

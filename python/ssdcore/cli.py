@@ -176,7 +176,8 @@ def cmd_bench(args) -> None:
             s = BenchSettings(target=args.target, draft=args.draft, prompts=prompts,
                               max_tokens=args.max_tokens, temperature=temperature, batch=batch,
                               repeats=args.repeats, sd_K=args.sd_K, ssd_K=args.ssd_K,
-                              fan_out=args.ssd_fan_out, backup=args.backup, hf=not args.no_hf,
+                              fan_out=args.ssd_fan_out, backup=args.backup, saguaro_c=args.saguaro_c,
+                              hf=not args.no_hf,
                               target_cores=args.target_cores or [0],
                               draft_cores=args.draft_cores or [1])
             t0 = time.perf_counter()
