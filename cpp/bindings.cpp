@@ -91,46 +91,58 @@ const T* param_array(const py::dict& params, const char* name, DType dtype, std:
   return host_array<T>(params[py::str(name)], name, dtype, std::move(shape));
 }
 
+// The sampling transforms named `<prefix>temperature`, `<prefix>top_k`, `<prefix>top_p`, one per row.
+struct SamplingArrays {
+  const float* temperature;
+  const int32_t* top_k;
+  const float* top_p;
+  SamplingArrays(const py::dict& d, const std::string& prefix, int64_t n)
+      : temperature(param_array<float>(d, (prefix + "temperature").c_str(), DType::kFloat32, {n})),
+        top_k(param_array<int32_t>(d, (prefix + "top_k").c_str(), DType::kInt32, {n})),
+        top_p(param_array<float>(d, (prefix + "top_p").c_str(), DType::kFloat32, {n})) {}
+  ssd::SamplingParams at(int64_t i) const { return ssd::SamplingParams{temperature[i], top_k[i], top_p[i]}; }
+};
+
+// The Saguaro factor and the RNG key (seed, position), one per row.
+struct KeyArrays {
+  const float* saguaro_c;
+  const int64_t* seed;
+  const int64_t* position;
+  KeyArrays(const py::dict& d, int64_t n)
+      : saguaro_c(param_array<float>(d, "saguaro_c", DType::kFloat32, {n})),
+        seed(param_array<int64_t>(d, "seed", DType::kInt64, {n})),
+        position(param_array<int64_t>(d, "position", DType::kInt64, {n})) {}
+};
+
 std::vector<ssd::SeqVerifyParams> seq_verify_params(const py::dict& d, int64_t n) {
   const auto* len = param_array<int32_t>(d, "draft_len", DType::kInt32, {n});
   const auto* oh = param_array<uint8_t>(d, "onehot", DType::kUInt8, {n});
-  const auto* t = param_array<float>(d, "temperature", DType::kFloat32, {n});
-  const auto* tk = param_array<int32_t>(d, "top_k", DType::kInt32, {n});
-  const auto* tp = param_array<float>(d, "top_p", DType::kFloat32, {n});
-  const auto* dt = param_array<float>(d, "draft_temperature", DType::kFloat32, {n});
-  const auto* dk = param_array<int32_t>(d, "draft_top_k", DType::kInt32, {n});
-  const auto* dp = param_array<float>(d, "draft_top_p", DType::kFloat32, {n});
-  const auto* c = param_array<float>(d, "saguaro_c", DType::kFloat32, {n});
-  const auto* sd = param_array<int64_t>(d, "seed", DType::kInt64, {n});
-  const auto* pos = param_array<int64_t>(d, "position", DType::kInt64, {n});
+  const SamplingArrays target(d, "", n), draft(d, "draft_", n);
+  const KeyArrays key(d, n);
   std::vector<ssd::SeqVerifyParams> params(n);
   for (int64_t b = 0; b < n; ++b) {
     ssd::SeqVerifyParams& p = params[b];
-    p.target = ssd::SamplingParams{t[b], tk[b], tp[b]};
-    p.draft = ssd::SamplingParams{dt[b], dk[b], dp[b]};
-    p.saguaro_c = c[b];
+    p.target = target.at(b);
+    p.draft = draft.at(b);
+    p.saguaro_c = key.saguaro_c[b];
     p.draft_len = len[b];
-    p.seed = static_cast<uint64_t>(sd[b]);
-    p.position = pos[b];
+    p.seed = static_cast<uint64_t>(key.seed[b]);
+    p.position = key.position[b];
     p.onehot = oh[b] ? 1 : 0;
   }
   return params;
 }
 
 std::vector<ssd::DraftRowParams> draft_row_params(const py::dict& d, int64_t n) {
-  const auto* t = param_array<float>(d, "temperature", DType::kFloat32, {n});
-  const auto* tk = param_array<int32_t>(d, "top_k", DType::kInt32, {n});
-  const auto* tp = param_array<float>(d, "top_p", DType::kFloat32, {n});
-  const auto* c = param_array<float>(d, "saguaro_c", DType::kFloat32, {n});
+  const SamplingArrays sampling(d, "", n);
+  const KeyArrays key(d, n);
   const auto* f = param_array<int32_t>(d, "saguaro_fanout", DType::kInt32, {n});
-  const auto* sd = param_array<int64_t>(d, "seed", DType::kInt64, {n});
-  const auto* pos = param_array<int64_t>(d, "position", DType::kInt64, {n});
   std::vector<ssd::DraftRowParams> params(n);
   for (int64_t r = 0; r < n; ++r) {
-    params[r].sampling = ssd::SamplingParams{t[r], tk[r], tp[r]};
-    params[r].saguaro = ssd::SaguaroParams{c[r], f[r]};
-    params[r].seed = static_cast<uint64_t>(sd[r]);
-    params[r].position = pos[r];
+    params[r].sampling = sampling.at(r);
+    params[r].saguaro = ssd::SaguaroParams{key.saguaro_c[r], f[r]};
+    params[r].seed = static_cast<uint64_t>(key.seed[r]);
+    params[r].position = key.position[r];
   }
   return params;
 }

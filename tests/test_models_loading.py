@@ -16,12 +16,7 @@ from ssdcore.models import (ModelLoadError, ModelNotFoundError, UnsupportedArchi
 from ssdcore.models.testing import save_random_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
