@@ -20,6 +20,7 @@
 #include "device_info.h"
 #include "engine.h"
 #include "dlpack_view.h"
+#include "param_arrays.h"
 #include "draft_sampler.h"
 #include "tensor_view.h"
 #include "verifier.h"
@@ -57,14 +58,7 @@ TensorView view_of(const py::object& obj, const std::string& name) {
 TensorView expect(const py::object& obj, const std::string& name, DType dtype, std::vector<int64_t> shape,
                   DeviceType device) {
   TensorView v = view_of(obj, name);
-  if (v.dtype != dtype)
-    throw std::invalid_argument(name + ": dtype " + ssd::dtype_name(v.dtype) + ", expected " + ssd::dtype_name(dtype));
-  bool ok = v.ndim() == static_cast<int>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || shape[i] == v.shape[i];
-  if (!ok) throw std::invalid_argument(name + ": shape " + ssd::shape_string(v.shape) + ", expected " + ssd::shape_string(shape));
-  if (!v.contiguous()) throw std::invalid_argument(name + ": must be contiguous");
-  if (v.device != device)
-    throw std::invalid_argument(name + std::string(": expected a ") + (device == DeviceType::kCPU ? "CPU" : "CUDA") + " tensor");
+  ssd::expect_view(v, name, dtype, shape, device);
   return v;
 }
 
@@ -73,78 +67,18 @@ const T* host_array(const py::object& obj, const std::string& name, DType dtype,
   return expect(obj, name, dtype, std::move(shape), DeviceType::kCPU).ptr<T>();
 }
 
-void check_same_cuda(const TensorView& v, const TensorView& ref, const std::string& name) {
-  if (v.device != ref.device || v.device_id != ref.device_id)
-    throw std::invalid_argument(name + ": must be on the same device as the logits");
-}
-
 void require_cuda_build() {
 #ifndef SSD_WITH_CUDA
   throw std::runtime_error("ssdcore was built without CUDA kernels; pass CPU tensors");
 #endif
 }
 
-// A per-sequence (or per-row) parameter array passed in the `params` dict: a host tensor named `name`.
-template <class T>
-const T* param_array(const py::dict& params, const char* name, DType dtype, std::vector<int64_t> shape) {
-  if (!params.contains(name)) throw std::invalid_argument(std::string("params: missing array ") + name);
-  return host_array<T>(params[py::str(name)], name, dtype, std::move(shape));
-}
-
-// The sampling transforms named `<prefix>temperature`, `<prefix>top_k`, `<prefix>top_p`, one per row.
-struct SamplingArrays {
-  const float* temperature;
-  const int32_t* top_k;
-  const float* top_p;
-  SamplingArrays(const py::dict& d, const std::string& prefix, int64_t n)
-      : temperature(param_array<float>(d, (prefix + "temperature").c_str(), DType::kFloat32, {n})),
-        top_k(param_array<int32_t>(d, (prefix + "top_k").c_str(), DType::kInt32, {n})),
-        top_p(param_array<float>(d, (prefix + "top_p").c_str(), DType::kFloat32, {n})) {}
-  ssd::SamplingParams at(int64_t i) const { return ssd::SamplingParams{temperature[i], top_k[i], top_p[i]}; }
-};
-
-// The Saguaro factor and the RNG key (seed, position), one per row.
-struct KeyArrays {
-  const float* saguaro_c;
-  const int64_t* seed;
-  const int64_t* position;
-  KeyArrays(const py::dict& d, int64_t n)
-      : saguaro_c(param_array<float>(d, "saguaro_c", DType::kFloat32, {n})),
-        seed(param_array<int64_t>(d, "seed", DType::kInt64, {n})),
-        position(param_array<int64_t>(d, "position", DType::kInt64, {n})) {}
-};
-
-std::vector<ssd::SeqVerifyParams> seq_verify_params(const py::dict& d, int64_t n) {
-  const auto* len = param_array<int32_t>(d, "draft_len", DType::kInt32, {n});
-  const auto* oh = param_array<uint8_t>(d, "onehot", DType::kUInt8, {n});
-  const SamplingArrays target(d, "", n), draft(d, "draft_", n);
-  const KeyArrays key(d, n);
-  std::vector<ssd::SeqVerifyParams> params(n);
-  for (int64_t b = 0; b < n; ++b) {
-    ssd::SeqVerifyParams& p = params[b];
-    p.target = target.at(b);
-    p.draft = draft.at(b);
-    p.saguaro_c = key.saguaro_c[b];
-    p.draft_len = len[b];
-    p.seed = static_cast<uint64_t>(key.seed[b]);
-    p.position = key.position[b];
-    p.onehot = oh[b] ? 1 : 0;
-  }
-  return params;
-}
-
-std::vector<ssd::DraftRowParams> draft_row_params(const py::dict& d, int64_t n) {
-  const SamplingArrays sampling(d, "", n);
-  const KeyArrays key(d, n);
-  const auto* f = param_array<int32_t>(d, "saguaro_fanout", DType::kInt32, {n});
-  std::vector<ssd::DraftRowParams> params(n);
-  for (int64_t r = 0; r < n; ++r) {
-    params[r].sampling = sampling.at(r);
-    params[r].saguaro = ssd::SaguaroParams{key.saguaro_c[r], f[r]};
-    params[r].seed = static_cast<uint64_t>(key.seed[r]);
-    params[r].position = key.position[r];
-  }
-  return params;
+// The per-sequence (or per-row) parameter arrays passed in a `params` dict, as param_arrays.h reads them.
+ssd::ArrayLookup lookup_in(const py::dict& params) {
+  return [&params](const std::string& name) {
+    if (!params.contains(name)) throw std::invalid_argument("params: missing array " + name);
+    return view_of(params[py::str(name)], name);
+  };
 }
 
 void py_verify(const py::object& target_logits, const py::object& draft_tokens, const py::object& draft_logits,
@@ -162,7 +96,7 @@ void py_verify(const py::object& target_logits, const py::object& draft_tokens, 
   const TensorView out_acc = expect(accept_len, "accept_len", DType::kInt64, {B}, dev);
   const TensorView out_next = expect(next_token, "next_token", DType::kInt64, {B}, dev);
 
-  std::vector<ssd::SeqVerifyParams> params = seq_verify_params(seq_params, B);
+  std::vector<ssd::SeqVerifyParams> params = ssd::seq_verify_params(lookup_in(seq_params), B);
   const int32_t* fan =
       saguaro_fanout.is_none() ? nullptr : host_array<int32_t>(saguaro_fanout, "saguaro_fanout", DType::kInt32, {B, K});
   ssd::VerifyBatch vb;
@@ -183,12 +117,12 @@ void py_verify(const py::object& target_logits, const py::object& draft_tokens, 
   }
   require_cuda_build();
 #ifdef SSD_WITH_CUDA
-  if (!draft_logits.is_none()) check_same_cuda(dl, tl, "draft_logits");
-  check_same_cuda(tok, tl, "draft_tokens");
-  check_same_cuda(out_acc, tl, "accept_len");
-  check_same_cuda(out_next, tl, "next_token");
+  if (!draft_logits.is_none()) ssd::check_same_device(dl, tl, "draft_logits");
+  ssd::check_same_device(tok, tl, "draft_tokens");
+  ssd::check_same_device(out_acc, tl, "accept_len");
+  ssd::check_same_device(out_next, tl, "next_token");
   const TensorView ws = expect(workspace, "workspace", DType::kUInt8, {-1}, DeviceType::kCUDA);
-  check_same_cuda(ws, tl, "workspace");
+  ssd::check_same_device(ws, tl, "workspace");
   std::string err;
   {
     py::gil_scoped_release release;
@@ -212,7 +146,7 @@ void py_sample_draft(const py::object& logits, const py::dict& row_params, const
   if (V <= 0 || V > 0x7FFFFFFF) throw std::invalid_argument("logits: shape must be [N, V] with V >= 1");
   const TensorView out_tok = expect(tokens, "tokens", DType::kInt64, {N}, dev);
   const TensorView out_probs = probs.is_none() ? TensorView{} : expect(probs, "probs", DType::kFloat32, {N, V}, dev);
-  std::vector<ssd::DraftRowParams> params = draft_row_params(row_params, N);
+  std::vector<ssd::DraftRowParams> params = ssd::draft_row_params(lookup_in(row_params), N);
   ssd::DraftBatch batch{static_cast<int32_t>(N), static_cast<int32_t>(V), lv.ptr<float>(), params.data()};
   ssd::check_draft_params(batch);
   const ssd::DraftResult res{out_tok.ptr<int64_t>(), probs.is_none() ? nullptr : out_probs.ptr<float>()};
@@ -223,10 +157,10 @@ void py_sample_draft(const py::object& logits, const py::dict& row_params, const
   }
   require_cuda_build();
 #ifdef SSD_WITH_CUDA
-  check_same_cuda(out_tok, lv, "tokens");
-  if (!probs.is_none()) check_same_cuda(out_probs, lv, "probs");
+  ssd::check_same_device(out_tok, lv, "tokens");
+  if (!probs.is_none()) ssd::check_same_device(out_probs, lv, "probs");
   const TensorView ws = expect(workspace, "workspace", DType::kUInt8, {-1}, DeviceType::kCUDA);
-  check_same_cuda(ws, lv, "workspace");
+  ssd::check_same_device(ws, lv, "workspace");
   std::string err;
   {
     py::gil_scoped_release release;

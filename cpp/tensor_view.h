@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,27 @@ inline std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+// Throws std::invalid_argument (naming `name`) unless `v` is a contiguous `dtype` tensor whose shape
+// matches `shape` (-1 = any extent) on `device`.
+inline void expect_view(const TensorView& v, const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                        DeviceType device) {
+  if (v.dtype != dtype)
+    throw std::invalid_argument(name + ": dtype " + dtype_name(v.dtype) + ", expected " + dtype_name(dtype));
+  bool ok = v.ndim() == static_cast<int>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || shape[i] == v.shape[i];
+  if (!ok) throw std::invalid_argument(name + ": shape " + shape_string(v.shape) + ", expected " + shape_string(shape));
+  if (!v.contiguous()) throw std::invalid_argument(name + ": must be contiguous");
+  if (v.device != device)
+    throw std::invalid_argument(name + std::string(": expected a ") + (device == DeviceType::kCPU ? "CPU" : "CUDA") +
+                                " tensor");
+}
+
+// Throws std::invalid_argument unless `v` lives on the same device (type and index) as `ref`.
+inline void check_same_device(const TensorView& v, const TensorView& ref, const std::string& name) {
+  if (v.device != ref.device || v.device_id != ref.device_id)
+    throw std::invalid_argument(name + ": must be on the same device as the logits");
 }
 
 }  // namespace ssd
