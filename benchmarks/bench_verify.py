@@ -10,6 +10,11 @@ verification adds to a target forward (lower bound: a real forward also runs the
     python benchmarks/bench_verify.py                 # the full grid
     python benchmarks/bench_verify.py --quick         # a few points
     python benchmarks/bench_verify.py --b 1 64 --k 4 --v 151936 --hidden 4096
+
+With --forward-hidden H (default 1024) it also reports a lower bound of a whole target forward at that
+width: ``--forward-layers`` (default 24) times the measured matmuls of one Llama-style decoder layer
+(qkv 3H, o H, gate/up 2 x 2.75H, down; attention scores and norms left out) over the same rows, plus the
+lm_head at that width. A Qwen2.5-0.5B-class model has H=896 and 24 layers.
 """
 from __future__ import annotations
 
@@ -50,6 +55,24 @@ def lm_head_seconds(rows: int, w: torch.Tensor) -> float:
     return timeit(lambda: torch.matmul(x, w), min_reps=2, min_seconds=0.2)
 
 
+def layer_seconds(rows: int, weights: list) -> float:
+    """The matmuls of one decoder layer over ``rows`` rows (a lower bound of the layer's time)."""
+    x = torch.randn(rows, weights[0].shape[0])
+
+    def run() -> None:
+        qkv = x @ weights[0]
+        h = qkv[:, :x.shape[1]] @ weights[1]
+        up = h @ weights[2]
+        up[:, :weights[3].shape[0]] @ weights[3]
+    return timeit(run, min_reps=2, min_seconds=0.2)
+
+
+def layer_weights(h: int) -> list:
+    inter = int(2.75 * h)
+    return [torch.randn(h, 3 * h) * 0.02, torch.randn(h, h) * 0.02, torch.randn(h, 2 * inter) * 0.02,
+            torch.randn(inter, h) * 0.02]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--b", type=int, nargs="+", default=[1, 8, 64])
@@ -57,6 +80,9 @@ def main() -> None:
     ap.add_argument("--v", type=int, nargs="+", default=[4096, 32768, 151936])
     ap.add_argument("--hidden", type=int, nargs="+", default=[1024, 4096])
     ap.add_argument("--threads", type=int, default=0, help="verification threads (0 = automatic)")
+    ap.add_argument("--forward-hidden", type=int, nargs="*", default=[1024],
+                    help="widths at which to report a whole-forward lower bound (none: skip)")
+    ap.add_argument("--forward-layers", type=int, default=24)
     ap.add_argument("--quick", action="store_true", help="B in {1, 64}, K = 4, V in {4096, 151936}")
     args = ap.parse_args()
     if args.quick:
@@ -66,6 +92,8 @@ def main() -> None:
     head = f"{'B':>3} {'K':>2} {'V':>7} | {'sampled ms':>10} {'greedy ms':>9}"
     for h in args.hidden:
         head += f" | {'lm_head H=' + str(h) + ' ms':>19} {'ratio':>6}"
+    for h in args.forward_hidden:
+        head += f" | {f'fwd H={h} L={args.forward_layers} ms':>19} {'ratio':>6}"
     print(head)
     print("-" * len(head))
     for v in args.v:
@@ -83,12 +111,26 @@ def main() -> None:
             for b, k in points:
                 lm_ms[(b, k, h)] = lm_head_seconds(b * (k + 1), w)
             del w
+        for h in args.forward_hidden:
+            layer = layer_weights(h)
+            for b, k in points:
+                per_layer = layer_seconds(b * (k + 1), layer)
+                lm = lm_ms.get((b, k, h))
+                if lm is None:
+                    w = torch.randn(h, v) * 0.02
+                    lm = lm_head_seconds(b * (k + 1), w)
+                    del w
+                lm_ms[(b, k, "fwd", h)] = args.forward_layers * per_layer + lm
+            del layer
         for b, k in points:
             sampled, greedy = verify_ms[(b, k)]
             line = f"{b:>3} {k:>2} {v:>7} | {sampled * 1e3:>10.3f} {greedy * 1e3:>9.3f}"
             for h in args.hidden:
                 lm = lm_ms[(b, k, h)]
                 line += f" | {lm * 1e3:>19.3f} {100 * sampled / lm:>5.1f}%"
+            for h in args.forward_hidden:
+                fwd = lm_ms[(b, k, "fwd", h)]
+                line += f" | {fwd * 1e3:>19.1f} {100 * sampled / fwd:>5.1f}%"
             print(line, flush=True)
 
 
