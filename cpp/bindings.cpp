@@ -81,6 +81,23 @@ ssd::ArrayLookup lookup_in(const py::dict& params) {
   };
 }
 
+#ifdef SSD_WITH_CUDA
+// Checks the CUDA workspace (uint8, on `ref`'s device), then runs
+// `launch(workspace, bytes, device, stream)` without the GIL; a non-empty message it returns is raised
+// as RuntimeError.
+template <class Launch>
+void launch_on_cuda(const py::object& workspace, const TensorView& ref, uintptr_t stream, Launch launch) {
+  const TensorView ws = expect(workspace, "workspace", DType::kUInt8, {-1}, DeviceType::kCUDA);
+  ssd::check_same_device(ws, ref, "workspace");
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    err = launch(ws.data, static_cast<size_t>(ws.numel()), ref.device_id, reinterpret_cast<cudaStream_t>(stream));
+  }
+  if (!err.empty()) throw std::runtime_error(err);
+}
+#endif
+
 void py_verify(const py::object& target_logits, const py::object& draft_tokens, const py::object& draft_logits,
                const py::dict& seq_params, const py::object& saguaro_fanout, const py::object& accept_len,
                const py::object& next_token, const py::object& workspace, uintptr_t stream, int num_threads) {
@@ -121,15 +138,9 @@ void py_verify(const py::object& target_logits, const py::object& draft_tokens, 
   ssd::check_same_device(tok, tl, "draft_tokens");
   ssd::check_same_device(out_acc, tl, "accept_len");
   ssd::check_same_device(out_next, tl, "next_token");
-  const TensorView ws = expect(workspace, "workspace", DType::kUInt8, {-1}, DeviceType::kCUDA);
-  ssd::check_same_device(ws, tl, "workspace");
-  std::string err;
-  {
-    py::gil_scoped_release release;
-    err = ssd::launch_verify(vb, res, ws.data, static_cast<size_t>(ws.numel()), tl.device_id,
-                             reinterpret_cast<cudaStream_t>(stream));
-  }
-  if (!err.empty()) throw std::runtime_error(err);
+  launch_on_cuda(workspace, tl, stream, [&](void* ws, size_t bytes, int device, cudaStream_t s) {
+    return ssd::launch_verify(vb, res, ws, bytes, device, s);
+  });
 #else
   (void)workspace;
   (void)stream;
@@ -159,15 +170,9 @@ void py_sample_draft(const py::object& logits, const py::dict& row_params, const
 #ifdef SSD_WITH_CUDA
   ssd::check_same_device(out_tok, lv, "tokens");
   if (!probs.is_none()) ssd::check_same_device(out_probs, lv, "probs");
-  const TensorView ws = expect(workspace, "workspace", DType::kUInt8, {-1}, DeviceType::kCUDA);
-  ssd::check_same_device(ws, lv, "workspace");
-  std::string err;
-  {
-    py::gil_scoped_release release;
-    err = ssd::launch_sample_draft(batch, res, ws.data, static_cast<size_t>(ws.numel()), lv.device_id,
-                                   reinterpret_cast<cudaStream_t>(stream));
-  }
-  if (!err.empty()) throw std::runtime_error(err);
+  launch_on_cuda(workspace, lv, stream, [&](void* ws, size_t bytes, int device, cudaStream_t s) {
+    return ssd::launch_sample_draft(batch, res, ws, bytes, device, s);
+  });
 #else
   (void)workspace;
   (void)stream;
