@@ -238,6 +238,19 @@ def test_bad_requests_get_400_and_server_keeps_serving(engine, base_url, client)
                                      temperature=0).choices[0].text == ref.text
 
 
+def wait_for_one_cancel(base_url, before: dict) -> dict:
+    """Scrape /metrics until exactly one more /v1/completions request is counted as cancelled and none
+    is running (30 s at most); returns that scrape."""
+    key = 'ssdcore_requests_cancelled_total{endpoint="/v1/completions"}'
+    deadline = time.monotonic() + 30
+    while True:
+        m = scrape(base_url)
+        if m.get(key, 0) == before.get(key, 0) + 1 and m["ssdcore_requests_running"] == 0:
+            return m
+        assert time.monotonic() < deadline, f"request not cancelled in 30 s: {m.get(key)}"
+        time.sleep(0.2)
+
+
 def test_disconnect_mid_stream_cancels_request(engine, base_url):
     ref = greedy(engine, PROMPTS[5], 24)
     before = scrape(base_url)
@@ -251,14 +264,7 @@ def test_disconnect_mid_stream_cancels_request(engine, base_url):
                 first = next(line for line in r.iter_lines() if line.startswith("data: "))
                 assert '"text_completion"' in first
         assert other.result(timeout=120) == (ref.text, ref.finish_reason)  # others unaffected
-    key = 'ssdcore_requests_cancelled_total{endpoint="/v1/completions"}'
-    deadline = time.monotonic() + 30
-    while True:
-        m = scrape(base_url)
-        if m.get(key, 0) == before.get(key, 0) + 1 and m["ssdcore_requests_running"] == 0:
-            break
-        assert time.monotonic() < deadline, f"request not cancelled in 30 s: {m.get(key)}"
-        time.sleep(0.2)
+    m = wait_for_one_cancel(base_url, before)
     ok = 'ssdcore_requests_total{endpoint="/v1/completions",status="ok"}'
     assert m[ok] == before[ok] + 1  # only the other request completed
     committed = "ssdcore_engine_tokens_committed_total"
@@ -272,14 +278,7 @@ def test_disconnect_while_waiting_for_full_answer_cancels(engine, base_url):
             "ignore_eos": True}
     with pytest.raises(httpx.ReadTimeout):  # the client gives up on a non-streamed answer
         httpx.post(f"{base_url}/v1/completions", json=body, timeout=httpx.Timeout(30, read=1.0))
-    key = 'ssdcore_requests_cancelled_total{endpoint="/v1/completions"}'
-    deadline = time.monotonic() + 30
-    while True:
-        m = scrape(base_url)
-        if m.get(key, 0) == before.get(key, 0) + 1 and m["ssdcore_requests_running"] == 0:
-            break
-        assert time.monotonic() < deadline, "non-streamed request not cancelled in 30 s"
-        time.sleep(0.2)
+    wait_for_one_cancel(base_url, before)
     assert client_still_serves(engine, base_url)
 
 
