@@ -111,6 +111,7 @@ def main() -> None:
             for b, k in points:
                 lm_ms[(b, k, h)] = lm_head_seconds(b * (k + 1), w)
             del w
+        fwd_ms = {}
         for h in args.forward_hidden:
             layer = layer_weights(h)
             for b, k in points:
@@ -120,7 +121,7 @@ def main() -> None:
                     w = torch.randn(h, v) * 0.02
                     lm = lm_head_seconds(b * (k + 1), w)
                     del w
-                lm_ms[(b, k, "fwd", h)] = args.forward_layers * per_layer + lm
+                fwd_ms[(b, k, h)] = args.forward_layers * per_layer + lm
             del layer
         for b, k in points:
             sampled, greedy = verify_ms[(b, k)]
@@ -129,7 +130,7 @@ def main() -> None:
                 lm = lm_ms[(b, k, h)]
                 line += f" | {lm * 1e3:>19.3f} {100 * sampled / lm:>5.1f}%"
             for h in args.forward_hidden:
-                fwd = lm_ms[(b, k, "fwd", h)]
+                fwd = fwd_ms[(b, k, h)]
                 line += f" | {fwd * 1e3:>19.1f} {100 * sampled / fwd:>5.1f}%"
             print(line, flush=True)
 
