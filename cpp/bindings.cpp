@@ -13,10 +13,12 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "cpu_model.h"
 #include "device_info.h"
 #include "engine.h"
 #include "dlpack_view.h"
@@ -145,6 +147,45 @@ void py_verify(const py::object& target_logits, const py::object& draft_tokens, 
   (void)workspace;
   (void)stream;
 #endif
+}
+
+// Every array of `arrays` as a view (None -> an empty view), then a lookup over them that needs no GIL.
+ssd::ArrayLookup views_of(const py::dict& arrays, std::map<std::string, TensorView>& store) {
+  for (const auto& item : arrays) {
+    const std::string name = py::cast<std::string>(item.first);
+    store[name] = item.second.is_none() ? TensorView{} : view_of(py::reinterpret_borrow<py::object>(item.second), name);
+  }
+  return [&store](const std::string& name) {
+    const auto it = store.find(name);
+    if (it == store.end()) throw std::invalid_argument("missing array " + name);
+    return it->second;
+  };
+}
+
+void bind_cpu_model(py::module_& m) {
+  py::class_<ssd::CpuModel>(m, "CpuModel", "Native float32 CPU forward; use ssdcore.models.cpu_model.CpuModel.")
+      .def(py::init([](const py::dict& shape, const py::dict& weights) {
+             ssd::CpuModelShape s;
+             const auto i64 = [&shape](const char* k) { return py::cast<int64_t>(shape[k]); };
+             s.vocab = i64("vocab"), s.hidden = i64("hidden"), s.intermediate = i64("intermediate");
+             s.layers = i64("layers"), s.heads = i64("heads"), s.kv_heads = i64("kv_heads");
+             s.head_dim = i64("head_dim"), s.eps = py::cast<float>(shape["eps"]);
+             s.qkv_bias = py::cast<bool>(shape["qkv_bias"]), s.o_bias = py::cast<bool>(shape["o_bias"]);
+             s.mlp_bias = py::cast<bool>(shape["mlp_bias"]), s.qk_norm = py::cast<bool>(shape["qk_norm"]);
+             s.windows = py::cast<std::vector<int64_t>>(shape["windows"]);
+             std::map<std::string, TensorView> store;
+             return std::make_unique<ssd::CpuModel>(s, views_of(weights, store));
+           }),
+           py::arg("shape"), py::arg("weights"))
+      .def(
+          "forward",
+          [](const ssd::CpuModel& self, const py::dict& arrays, int64_t lm_rows) {
+            std::map<std::string, TensorView> store;
+            const ssd::ArrayLookup get = views_of(arrays, store);
+            py::gil_scoped_release release;
+            self.forward(get, lm_rows);
+          },
+          py::arg("arrays"), py::arg("lm_rows"), "Runs one forward; writes arrays['logits'] in place.");
 }
 
 void py_sample_draft(const py::object& logits, const py::dict& row_params, const py::object& tokens,
@@ -432,5 +473,6 @@ PYBIND11_MODULE(_core, m) {
         "Device workspace bytes ssdcore.ops.verify needs on a GPU (0 in a CPU-only build).");
   m.def("draft_workspace_bytes", &draft_workspace_bytes, py::arg("rows"),
         "Device workspace bytes ssdcore.ops.sample_draft needs on a GPU (0 in a CPU-only build).");
+  bind_cpu_model(m);
   bind_engine(m);
 }

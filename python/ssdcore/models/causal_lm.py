@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import cpu_model
 from .attention import attend, build_plan
 from .config import ModelConfig
 from .kv_cache import KVCache
@@ -125,6 +126,7 @@ class CausalLM(nn.Module):
         self.windows = tuple(sorted({w for w in config.layer_windows if w is not None}))
         self.kv_cache: Optional[KVCache] = None
         self.output_vocab_size = self.valid_vocab_size = config.vocab_size
+        self._native: Optional[cpu_model.CpuModel] = None
 
     # ----------------------------------------------------------------- setup
     def allocate_kv(self, num_lanes: int, max_slots: int, scratch_slots: int = 0) -> None:
@@ -175,6 +177,8 @@ class CausalLM(nn.Module):
         return self._run(rows)
 
     def _run(self, rows: Rows) -> torch.Tensor:
+        if cpu_model.eligible(self):
+            return self._run_native(rows)
         cache, dev = self.kv_cache, self.device
         cache.record_positions(rows.lanes, rows.slots, rows.positions)
         plan = build_plan(rows.lanes, rows.slots, rows.positions, rows.attend_len,
@@ -190,6 +194,14 @@ class CausalLM(nn.Module):
         if rows.logits_rows is not None:
             x = x.index_select(0, rows.logits_rows.to(dev, non_blocking=True))
         return self._logits(rms_norm(x, self.norm, self.config.rms_norm_eps))
+
+    def _run_native(self, rows: Rows) -> torch.Tensor:
+        """The same forward by the native C++ kernel (see cpu_model.py)."""
+        if self._native is None or self._native.key != cpu_model.CpuModel.storage_key(self):
+            self._native = cpu_model.CpuModel(self)
+        self.rope.ensure(int(rows.positions.max()))
+        computed = min(self.output_vocab_size, self.valid_vocab_size, self.config.vocab_size)
+        return self._native.forward(self, rows, computed, self.output_vocab_size)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         out, valid = self.output_vocab_size, self.valid_vocab_size

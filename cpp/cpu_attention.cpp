@@ -1,0 +1,112 @@
+// cpu_attention.cpp: see cpu_attention.h. Scores go through cpu_linear (the same per-element reduction
+// order for the contiguous prefix and for scattered extra slots), softmax in float32, then a weighted
+// sum of value rows.
+#include "cpu_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "cpu_linear.h"
+
+namespace ssd {
+
+RowKeys visible_keys(const CpuRows& rows, int64_t r) {
+  RowKeys keys;
+  const int64_t own = rows.slots[r];
+  if (!rows.attend_len) {
+    keys.prefix = own + 1;
+    return keys;
+  }
+  keys.prefix = rows.attend_len[r];
+  const auto add = [&keys](int64_t s) {
+    if (s >= keys.prefix && std::find(keys.more.begin(), keys.more.end(), s) == keys.more.end())
+      keys.more.push_back(s);
+  };
+  if (rows.extra)
+    for (int64_t e = 0; e < rows.extra_width; ++e) {
+      const int64_t s = rows.extra[r * rows.extra_width + e];
+      if (s >= 0) add(s);
+    }
+  add(own);
+  return keys;
+}
+
+namespace {
+
+// scores[g][j] = q_g . K[slot_j] for the `groups` query heads sharing one kv head.
+void head_scores(const float* q, int64_t groups, int64_t dim, const float* keys, const RowKeys& rk, float* scores,
+                 int64_t n_keys) {
+  CpuLinearArgs a;
+  a.x = q, a.x_stride = dim, a.m = groups, a.k = dim, a.y_stride = n_keys, a.w_stride = dim;
+  a.w = keys, a.n = rk.prefix, a.y = scores;
+  cpu_linear(a);
+  a.n = 1;
+  for (size_t j = 0; j < rk.more.size(); ++j) {
+    a.w = keys + rk.more[j] * dim;
+    a.y = scores + rk.prefix + static_cast<int64_t>(j);
+    cpu_linear(a);
+  }
+}
+
+inline int64_t key_slot(const RowKeys& rk, int64_t j) { return j < rk.prefix ? j : rk.more[j - rk.prefix]; }
+
+// In place: scaled, windowed, exponentiated scores; returns their sum.
+float softmax_weights(float* s, int64_t n_keys, float scale, const CpuKvCache& kv, int64_t lane, int64_t q_pos,
+                      int64_t window, const RowKeys& rk) {
+  float top = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n_keys; ++j) {
+    s[j] *= scale;
+    if (window > 0) {
+      const int64_t slot = key_slot(rk, j);
+      const int64_t k_pos = kv.slot_pos ? kv.slot_pos[lane * kv.max_slots + slot] : slot;
+      if (q_pos - k_pos >= window) s[j] = -std::numeric_limits<float>::infinity();
+    }
+    top = std::max(top, s[j]);
+  }
+  float sum = 0.f;
+  for (int64_t j = 0; j < n_keys; ++j) {
+    s[j] = std::exp(s[j] - top);
+    sum += s[j];
+  }
+  return sum;
+}
+
+void weighted_values(const float* p, float sum, const float* values, int64_t dim, const RowKeys& rk,
+                     int64_t n_keys, float* out) {
+  std::fill(out, out + dim, 0.f);
+  for (int64_t j = 0; j < n_keys; ++j) {
+    if (p[j] == 0.f) continue;
+    const float w = p[j];
+    const float* v = values + key_slot(rk, j) * dim;
+    for (int64_t d = 0; d < dim; ++d) out[d] += w * v[d];
+  }
+  const float inv = 1.f / sum;
+  for (int64_t d = 0; d < dim; ++d) out[d] *= inv;
+}
+
+}  // namespace
+
+void cpu_attention(const CpuRows& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
+                   const float* q, int64_t q_stride, float* out) {
+  const int64_t dim = kv.head_dim, groups = heads / kv.kv_heads;
+  const float scale = 1.f / std::sqrt(static_cast<float>(dim));
+  std::vector<float> scores;
+  for (int64_t r = 0; r < rows.n; ++r) {
+    const RowKeys rk = visible_keys(rows, r);
+    const int64_t n_keys = rk.prefix + static_cast<int64_t>(rk.more.size()), lane = rows.lanes[r];
+    scores.resize(static_cast<size_t>(groups * n_keys));
+    for (int64_t g = 0; g < kv.kv_heads; ++g) {
+      const float* q_g = q + r * q_stride + g * groups * dim;
+      head_scores(q_g, groups, dim, kv.keys(layer, lane, g), rk, scores.data(), n_keys);
+      for (int64_t i = 0; i < groups; ++i) {
+        float* s = scores.data() + i * n_keys;
+        const float sum = softmax_weights(s, n_keys, scale, kv, lane, rows.positions[r], window, rk);
+        float* o = out + r * heads * dim + (g * groups + i) * dim;
+        weighted_values(s, sum, kv.values(layer, lane, g), dim, rk, n_keys, o);
+      }
+    }
+  }
+}
+
+}  // namespace ssd

@@ -1,0 +1,205 @@
+// cpu_model.cpp: see cpu_model.h.
+#include "cpu_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "cpu_linear.h"
+
+namespace ssd {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("CpuModel: " + what); }
+
+const float* weight(const ArrayLookup& get, const std::string& name, std::vector<int64_t> shape) {
+  const TensorView v = get(name);
+  expect_view(v, name, DType::kFloat32, shape, DeviceType::kCPU);
+  return v.ptr<float>();
+}
+
+// out[r] = w * (x[r] / sqrt(mean(x[r]^2) + eps)), HF's float32 RMSNorm; n rows of `width`, strides given.
+void rms_norm(const float* x, int64_t x_stride, int64_t n, int64_t width, const float* w, float eps, float* out,
+              int64_t out_stride) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* xr = x + r * x_stride;
+    float sum = 0.f;
+    for (int64_t i = 0; i < width; ++i) sum += xr[i] * xr[i];
+    const float inv = 1.f / std::sqrt(sum / static_cast<float>(width) + eps);
+    float* o = out + r * out_stride;
+    for (int64_t i = 0; i < width; ++i) o[i] = w[i] * (xr[i] * inv);
+  }
+}
+
+// y[m, n] = x[m, k] W^T + bias; x_stride 0 = k.
+template <class M>
+void linear(const float* x, int64_t m, int64_t k, const M& w, int64_t n, const float* bias, float* y,
+            int64_t x_stride = 0) {
+  CpuLinearArgs a;
+  a.x = x, a.x_stride = x_stride ? x_stride : k, a.w = w.f32, a.w_bf16 = w.bf16, a.bias = bias, a.y = y;
+  a.y_stride = n, a.m = m, a.n = n, a.k = k;
+  cpu_linear(a);
+}
+
+// x[h] = x[h] * cos + roll(x[h], dim / 2) * sin_signed for `count` heads of one row (rope.py's form).
+void rope(float* x, int64_t count, int64_t dim, const float* cos, const float* sin) {
+  const int64_t half = dim / 2;
+  float tmp[512];
+  for (int64_t h = 0; h < count; ++h) {
+    float* v = x + h * dim;
+    std::memcpy(tmp, v, sizeof(float) * dim);
+    for (int64_t d = 0; d < dim; ++d) v[d] = tmp[d] * cos[d] + tmp[(d + half) % dim] * sin[d];
+  }
+}
+
+}  // namespace
+
+CpuModel::Matrix CpuModel::matrix(const ArrayLookup& get, const std::string& name, int64_t rows, int64_t cols) {
+  Matrix m;
+  m.f32 = weight(get, name, {rows, cols});
+  std::vector<uint16_t> bf16(static_cast<size_t>(rows * cols));
+  if (bf16_exact(m.f32, rows * cols, bf16.data())) {
+    bf16_store_.push_back(std::move(bf16));
+    m.bf16 = bf16_store_.back().data(), m.f32 = nullptr;
+  }
+  return m;
+}
+
+CpuModel::CpuModel(const CpuModelShape& s, const ArrayLookup& get) : shape_(s) {
+  if (s.vocab < 1 || s.hidden < 1 || s.intermediate < 1 || s.layers < 1 || s.heads < 1 || s.kv_heads < 1 ||
+      s.head_dim < 2 || s.head_dim % 2 || s.head_dim > 512 || s.heads % s.kv_heads)
+    fail("unsupported shape (head_dim must be even and <= 512, heads a multiple of kv_heads)");
+  if (static_cast<int64_t>(s.windows.size()) != s.layers)
+    fail("windows has " + std::to_string(s.windows.size()) + " entries, expected one per layer (" +
+         std::to_string(s.layers) + ")");
+  const int64_t H = s.hidden, D = s.head_dim, I = s.intermediate, qkv = (s.heads + 2 * s.kv_heads) * D;
+  embed_ = weight(get, "embed", {s.vocab, H});
+  norm_ = weight(get, "norm", {H});
+  lm_head_ = matrix(get, "lm_head", s.vocab, H);
+  for (int64_t i = 0; i < s.layers; ++i) {
+    const std::string p = "L" + std::to_string(i) + ".";
+    const auto opt = [&](bool on, const std::string& n, std::vector<int64_t> shape) {
+      return on ? weight(get, p + n, std::move(shape)) : nullptr;
+    };
+    layers_.push_back(Layer{weight(get, p + "ln1", {H}), weight(get, p + "ln2", {H}),
+                            matrix(get, p + "qkv_w", qkv, H), opt(s.qkv_bias, "qkv_b", {qkv}),
+                            matrix(get, p + "o_w", H, s.heads * D), opt(s.o_bias, "o_b", {H}),
+                            matrix(get, p + "gate_up_w", 2 * I, H), opt(s.mlp_bias, "gate_up_b", {2 * I}),
+                            matrix(get, p + "down_w", H, I), opt(s.mlp_bias, "down_b", {H}),
+                            opt(s.qk_norm, "qk_norm_w", {s.heads + s.kv_heads, D})});
+  }
+}
+
+void CpuModel::check(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& lg) const {
+  const CpuModelShape& s = shape_;
+  if (kv.layers != s.layers || kv.kv_heads != s.kv_heads || kv.head_dim != s.head_dim || !kv.buffer)
+    fail("KV cache does not match the model (layers, kv_heads, head_dim)");
+  if (lg.lm_rows < 1 || lg.lm_rows > s.vocab) fail("lm_rows = " + std::to_string(lg.lm_rows) + " not in [1, vocab]");
+  const auto in = [](const int64_t* a, int64_t r, int64_t lo, int64_t hi, const char* name) {
+    if (a[r] < lo || a[r] >= hi)
+      fail(std::string(name) + "[" + std::to_string(r) + "] = " + std::to_string(a[r]) + " is out of range: allowed [" +
+           std::to_string(lo) + ", " + std::to_string(hi) + ")");
+  };
+  for (int64_t r = 0; r < rows.n; ++r) {
+    in(rows.tokens, r, 0, s.vocab, "tokens");
+    in(rows.positions, r, 0, rope.capacity, "positions");
+    in(rows.lanes, r, 0, kv.lanes, "lanes");
+    in(rows.slots, r, 0, kv.max_slots, "slots");
+    if (rows.attend_len) in(rows.attend_len, r, 0, kv.max_slots + 1, "attend_len");
+    for (int64_t e = 0; rows.extra && e < rows.extra_width; ++e)
+      in(rows.extra, r * rows.extra_width + e, -1, kv.max_slots, "extra_slots");
+  }
+  if (!lg.out || lg.n_out < 0 || lg.out_stride < lg.lm_rows || (!lg.rows && lg.n_out != rows.n))
+    fail("logits output does not match the rows and lm_rows");
+  for (int64_t j = 0; lg.rows && j < lg.n_out; ++j) in(lg.rows, j, 0, rows.n, "logits_rows");
+}
+
+void CpuModel::layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rp,
+                             float* x) const {
+  const CpuModelShape& s = shape_;
+  const Layer& L = layers_[i];
+  const int64_t n = rows.n, H = s.hidden, D = s.head_dim, I = s.intermediate;
+  const int64_t qk_heads = s.heads + s.kv_heads, qkv = (qk_heads + s.kv_heads) * D;
+  std::vector<float> h(n * H), qkv_out(n * qkv), att(n * s.heads * D), gu(n * 2 * I);
+  rms_norm(x, H, n, H, L.ln1, s.eps, h.data(), H);
+  linear(h.data(), n, H, L.qkv_w, qkv, L.qkv_b, qkv_out.data());
+  for (int64_t r = 0; r < n; ++r) {
+    float* row = qkv_out.data() + r * qkv;
+    if (L.qk_norm_w)
+      for (int64_t hd = 0; hd < qk_heads; ++hd)
+        rms_norm(row + hd * D, D, 1, D, L.qk_norm_w + hd * D, s.eps, row + hd * D, D);
+    const int64_t pos = rows.positions[r];
+    rope(row, qk_heads, D, rp.cos + pos * D, rp.sin_signed + pos * D);
+    for (int64_t g = 0; g < s.kv_heads; ++g) {
+      const int64_t at = rows.slots[r] * D;
+      std::memcpy(kv.keys(i, rows.lanes[r], g) + at, row + (s.heads + g) * D, sizeof(float) * D);
+      std::memcpy(kv.values(i, rows.lanes[r], g) + at, row + (qk_heads + g) * D, sizeof(float) * D);
+    }
+  }
+  cpu_attention(rows, kv, i, s.heads, s.windows[i], qkv_out.data(), qkv, att.data());
+  linear(att.data(), n, s.heads * D, L.o_w, H, L.o_b, h.data());
+  for (int64_t j = 0; j < n * H; ++j) x[j] += h[j];
+  rms_norm(x, H, n, H, L.ln2, s.eps, h.data(), H);
+  linear(h.data(), n, H, L.gate_up_w, 2 * I, L.gate_up_b, gu.data());
+  for (int64_t r = 0; r < n; ++r) {  // act[r] = silu(gate) * up, written over the gate half
+    float* g = gu.data() + r * 2 * I;
+    for (int64_t j = 0; j < I; ++j) g[j] = g[j] / (1.f + std::exp(-g[j])) * g[I + j];
+  }
+  linear(gu.data(), n, I, L.down_w, H, L.down_b, h.data(), 2 * I);
+  for (int64_t j = 0; j < n * H; ++j) x[j] += h[j];
+}
+
+void CpuModel::forward(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& lg) const {
+  check(rows, kv, rope, lg);
+  const int64_t n = rows.n, H = shape_.hidden;
+  if (kv.slot_pos)
+    for (int64_t r = 0; r < n; ++r) kv.slot_pos[rows.lanes[r] * kv.max_slots + rows.slots[r]] = rows.positions[r];
+  std::vector<float> x(n * H);
+  for (int64_t r = 0; r < n; ++r) std::memcpy(x.data() + r * H, embed_ + rows.tokens[r] * H, sizeof(float) * H);
+  for (int64_t i = 0; i < shape_.layers; ++i) layer_forward(i, rows, kv, rope, x.data());
+  std::vector<float> h(lg.n_out * H);
+  for (int64_t j = 0; j < lg.n_out; ++j) {
+    const int64_t r = lg.rows ? lg.rows[j] : j;
+    rms_norm(x.data() + r * H, H, 1, H, norm_, shape_.eps, h.data() + j * H, H);
+  }
+  CpuLinearArgs a;
+  a.x = h.data(), a.x_stride = H, a.w = lm_head_.f32, a.w_bf16 = lm_head_.bf16, a.y = lg.out;
+  a.y_stride = lg.out_stride, a.m = lg.n_out, a.n = lg.lm_rows, a.k = H;
+  cpu_linear(a);
+}
+
+void CpuModel::forward(const ArrayLookup& get, int64_t lm_rows) const {
+  const auto index = [&get](const char* name, std::vector<int64_t> shape, bool optional) -> const int64_t* {
+    const TensorView v = get(name);
+    if (!v.data && optional) return nullptr;
+    expect_view(v, name, DType::kInt64, shape, DeviceType::kCPU);
+    return v.ptr<int64_t>();
+  };
+  CpuRows rows;
+  const TensorView tok = get("tokens");
+  expect_view(tok, "tokens", DType::kInt64, {-1}, DeviceType::kCPU);
+  rows.n = tok.shape[0];
+  rows.tokens = tok.ptr<int64_t>();
+  rows.positions = index("positions", {rows.n}, false);
+  rows.lanes = index("lanes", {rows.n}, false);
+  rows.slots = index("slots", {rows.n}, false);
+  rows.attend_len = index("attend_len", {rows.n}, true);
+  const TensorView extra = get("extra_slots");
+  rows.extra = index("extra_slots", {rows.n, -1}, true);
+  rows.extra_width = rows.extra ? extra.shape[1] : 0;
+  const TensorView kvv = get("kv"), cos = get("rope_cos"), sin = get("rope_sin"), out = get("logits");
+  const int64_t D = shape_.head_dim;
+  expect_view(kvv, "kv", DType::kFloat32, {shape_.layers, 2, -1, shape_.kv_heads, -1, D}, DeviceType::kCPU);
+  CpuKvCache kv{kvv.ptr<float>(), shape_.layers, kvv.shape[2], shape_.kv_heads, kvv.shape[4], D, nullptr};
+  kv.slot_pos = const_cast<int64_t*>(index("slot_pos", {kv.lanes, kv.max_slots}, true));
+  expect_view(cos, "rope_cos", DType::kFloat32, {-1, D}, DeviceType::kCPU);
+  expect_view(sin, "rope_sin", DType::kFloat32, {cos.shape[0], D}, DeviceType::kCPU);
+  expect_view(out, "logits", DType::kFloat32, {-1, -1}, DeviceType::kCPU);
+  const int64_t* sel = index("logits_rows", {out.shape[0]}, true);
+  const CpuLogits lg{sel, out.shape[0], lm_rows, out.ptr<float>(), out.shape[1]};
+  forward(rows, kv, CpuRope{cos.ptr<float>(), sin.ptr<float>(), cos.shape[0]}, lg);
+}
+
+}  // namespace ssd
