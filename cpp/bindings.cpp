@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cpu_model.h"
+#include "cpu_model_runner.h"
 #include "device_info.h"
 #include "engine.h"
 #include "dlpack_view.h"
@@ -163,7 +164,8 @@ ssd::ArrayLookup views_of(const py::dict& arrays, std::map<std::string, TensorVi
 }
 
 void bind_cpu_model(py::module_& m) {
-  py::class_<ssd::CpuModel>(m, "CpuModel", "Native float32 CPU forward; use ssdcore.models.cpu_model.CpuModel.")
+  py::class_<ssd::CpuModel, std::shared_ptr<ssd::CpuModel>>(m, "CpuModel",
+                                                           "Native float32 CPU forward; see ssdcore.models.cpu_model.")
       .def(py::init([](const py::dict& shape, const py::dict& weights) {
              ssd::CpuModelShape s;
              const auto i64 = [&shape](const char* k) { return py::cast<int64_t>(shape[k]); };
@@ -174,7 +176,7 @@ void bind_cpu_model(py::module_& m) {
              s.mlp_bias = py::cast<bool>(shape["mlp_bias"]), s.qk_norm = py::cast<bool>(shape["qk_norm"]);
              s.windows = py::cast<std::vector<int64_t>>(shape["windows"]);
              std::map<std::string, TensorView> store;
-             return std::make_unique<ssd::CpuModel>(s, views_of(weights, store));
+             return std::make_shared<ssd::CpuModel>(s, views_of(weights, store));
            }),
            py::arg("shape"), py::arg("weights"))
       .def(
@@ -186,6 +188,17 @@ void bind_cpu_model(py::module_& m) {
             self.forward(get, lm_rows);
           },
           py::arg("arrays"), py::arg("lm_rows"), "Runs one forward; writes arrays['logits'] in place.");
+  py::class_<ssd::CpuModelRunner, std::shared_ptr<ssd::CpuModelRunner>>(
+      m, "CpuModelRunner", "An engine model runner that runs a CpuModel without Python; see ssdcore.model_runner.")
+      .def(py::init([](std::shared_ptr<ssd::CpuModel> model, const py::dict& arrays, int64_t vocab, int64_t lm_rows,
+                       std::vector<int> cores) {
+             std::map<std::string, TensorView> store;
+             const ssd::ArrayLookup get = views_of(arrays, store);
+             return std::make_shared<ssd::CpuModelRunner>(model, model->kv_from(get), model->rope_from(get), vocab,
+                                                          lm_rows, std::move(cores));
+           }),
+           py::arg("model"), py::arg("arrays"), py::arg("vocab"), py::arg("lm_rows"), py::arg("cores"))
+      .def_property_readonly("forward_calls", &ssd::CpuModelRunner::forward_calls);
 }
 
 void py_sample_draft(const py::object& logits, const py::dict& row_params, const py::object& tokens,
@@ -323,13 +336,21 @@ class PyModelRunner final : public ssd::ModelRunner {
 // Owns the runners together with the engine so that they outlive it.
 // The engine is closed without the GIL (its workers may need it to finish a forward).
 struct PyEngine {
-  std::unique_ptr<PyModelRunner> target, draft;
+  py::object py_target, py_draft;  // the Python runners: they own the tensors native runners borrow
+  std::shared_ptr<ssd::ModelRunner> target, draft;
   std::unique_ptr<ssd::Engine> engine;
   ~PyEngine() {
     py::gil_scoped_release release;
     engine.reset();
   }
 };
+
+// The runner's native CpuModelRunner when it offers one (runner.native_runner()), else a PyModelRunner.
+std::shared_ptr<ssd::ModelRunner> runner_for(const py::object& runner, const std::string& side) {
+  const py::object native = runner.attr("native_runner")();
+  if (!native.is_none()) return native.cast<std::shared_ptr<ssd::CpuModelRunner>>();
+  return std::make_shared<PyModelRunner>(runner, side);
+}
 
 py::dict event_to_dict(const ssd::OutputEvent& ev) {
   py::dict d;
@@ -414,8 +435,9 @@ void bind_engine(py::module_& m) {
       .def(py::init([](const EngineConfig& config, py::object target, py::object draft,
                        std::vector<int32_t> eos_ids) {
              auto e = std::make_unique<PyEngine>();
-             e->target = std::make_unique<PyModelRunner>(target, "target");
-             if (!draft.is_none()) e->draft = std::make_unique<PyModelRunner>(draft, "draft");
+             e->py_target = target, e->py_draft = draft;
+             e->target = runner_for(target, "target");
+             if (!draft.is_none()) e->draft = runner_for(draft, "draft");
              py::gil_scoped_release release;
              e->engine = std::make_unique<ssd::Engine>(config, e->target.get(), e->draft.get(), std::move(eos_ids));
              return e;

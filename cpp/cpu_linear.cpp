@@ -40,7 +40,7 @@ float dot_portable(const W* w, const float* x, int64_t k) {
   const int64_t k8 = k - k % kLanes;
   for (int64_t i = 0; i < k8; i += kLanes)
     for (int64_t l = 0; l < kLanes; ++l) lane[l] += widen(w[i + l]) * x[i + l];
-  float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+  float s = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
   for (int64_t i = k8; i < k; ++i) s += widen(w[i]) * x[i];
   return s;
 }
@@ -56,27 +56,35 @@ void linear_portable(const CpuLinearArgs& a) {
 
 #ifdef SSD_CPU_LINEAR_X86
 // ---- AVX2 + FMA path ----------------------------------------------------------------------------------
-__attribute__((target("avx2,fma"))) inline float fold(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // lanes l + l+4
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                          // (0+4)+(2+6), (1+5)+(3+7)
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
+// Folds up to four accumulators at once; each element's 8 lanes are summed in the one order
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) whatever the other three are (dot_portable's order).
+__attribute__((target("avx2,fma"))) inline __m128 fold4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-// Finishes one output element: fold, K % 8 tail, bias. Identical for every tile shape.
+// Finishes one output element from its folded sum: K % 8 tail, bias. Identical for every tile shape.
 template <class W>
-__attribute__((target("avx2,fma"))) inline void finish(const CpuLinearArgs& a, __m256 acc, int64_t r, int64_t c,
-                                                       int64_t k8) {
-  float s = fold(acc);
+inline void finish(const CpuLinearArgs& a, float s, int64_t r, int64_t c, int64_t k8) {
   const W* w = weights<W>(a) + c * w_stride(a);
   const float* x = a.x + r * a.x_stride;
   for (int64_t i = k8; i < a.k; ++i) s = std::fma(widen(w[i]), x[i], s);
   a.y[r * a.y_stride + c] = a.bias ? s + a.bias[c] : s;
 }
 
-// Output rows [r, r + R) x columns [c, c + C): one accumulator per element, K walked in order. On the
-// first row chunk (r == 0) the weight rows two tiles ahead are prefetched: that pass streams them from
-// memory, later chunks find them in cache.
+// Writes the C outputs of row r held in acc (columns c..c+C), four folds at a time.
+template <int C, class W>
+__attribute__((target("avx2,fma"))) inline void finish_row(const CpuLinearArgs& a, const __m256* acc, int64_t r,
+                                                           int64_t c, int64_t k8) {
+  const __m256 zero = _mm256_setzero_ps();
+  for (int j = 0; j < C; j += 4) {
+    alignas(16) float sums[4];
+    _mm_store_ps(sums, fold4(acc[j], j + 1 < C ? acc[j + 1] : zero, j + 2 < C ? acc[j + 2] : zero,
+                             j + 3 < C ? acc[j + 3] : zero));
+    for (int q = 0; q < 4 && j + q < C; ++q) finish<W>(a, sums[q], r, c + j + q, k8);
+  }
+}
+
 __attribute__((target("avx2,fma"))) inline __m256 load8(const float* w) { return _mm256_loadu_ps(w); }
 __attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* w) {
   const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
@@ -104,8 +112,7 @@ __attribute__((target("avx2,fma"))) void tile(const CpuLinearArgs& a, int64_t r,
       for (int j = 0; j < C; ++j) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
     }
   }
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < C; ++j) finish<W>(a, acc[i][j], r + i, c + j, k8);
+  for (int i = 0; i < R; ++i) finish_row<C, W>(a, acc[i], r + i, c, k8);
 }
 
 // Rows [r, r + R) against weight rows [c0, c1): tiles of C weight rows (R * C <= 12 accumulators,

@@ -189,17 +189,30 @@ void CpuModel::forward(const ArrayLookup& get, int64_t lm_rows) const {
   const TensorView extra = get("extra_slots");
   rows.extra = index("extra_slots", {rows.n, -1}, true);
   rows.extra_width = rows.extra ? extra.shape[1] : 0;
-  const TensorView kvv = get("kv"), cos = get("rope_cos"), sin = get("rope_sin"), out = get("logits");
-  const int64_t D = shape_.head_dim;
-  expect_view(kvv, "kv", DType::kFloat32, {shape_.layers, 2, -1, shape_.kv_heads, -1, D}, DeviceType::kCPU);
-  CpuKvCache kv{kvv.ptr<float>(), shape_.layers, kvv.shape[2], shape_.kv_heads, kvv.shape[4], D, nullptr};
-  kv.slot_pos = const_cast<int64_t*>(index("slot_pos", {kv.lanes, kv.max_slots}, true));
-  expect_view(cos, "rope_cos", DType::kFloat32, {-1, D}, DeviceType::kCPU);
-  expect_view(sin, "rope_sin", DType::kFloat32, {cos.shape[0], D}, DeviceType::kCPU);
+  const TensorView out = get("logits");
   expect_view(out, "logits", DType::kFloat32, {-1, -1}, DeviceType::kCPU);
   const int64_t* sel = index("logits_rows", {out.shape[0]}, true);
   const CpuLogits lg{sel, out.shape[0], lm_rows, out.ptr<float>(), out.shape[1]};
-  forward(rows, kv, CpuRope{cos.ptr<float>(), sin.ptr<float>(), cos.shape[0]}, lg);
+  forward(rows, kv_from(get), rope_from(get), lg);
+}
+
+CpuKvCache CpuModel::kv_from(const ArrayLookup& get) const {
+  const TensorView kvv = get("kv"), pos = get("slot_pos");
+  const int64_t D = shape_.head_dim;
+  expect_view(kvv, "kv", DType::kFloat32, {shape_.layers, 2, -1, shape_.kv_heads, -1, D}, DeviceType::kCPU);
+  CpuKvCache kv{kvv.ptr<float>(), shape_.layers, kvv.shape[2], shape_.kv_heads, kvv.shape[4], D, nullptr};
+  if (pos.data) {
+    expect_view(pos, "slot_pos", DType::kInt64, {kv.lanes, kv.max_slots}, DeviceType::kCPU);
+    kv.slot_pos = pos.ptr<int64_t>();
+  }
+  return kv;
+}
+
+CpuRope CpuModel::rope_from(const ArrayLookup& get) const {
+  const TensorView cos = get("rope_cos"), sin = get("rope_sin");
+  expect_view(cos, "rope_cos", DType::kFloat32, {-1, shape_.head_dim}, DeviceType::kCPU);
+  expect_view(sin, "rope_sin", DType::kFloat32, {cos.shape[0], shape_.head_dim}, DeviceType::kCPU);
+  return CpuRope{cos.ptr<float>(), sin.ptr<float>(), cos.shape[0]};
 }
 
 }  // namespace ssd

@@ -65,6 +65,11 @@ class CpuModel {
   // [lanes, slots]; float32 rope_cos, rope_sin [capacity, head_dim]; float32 logits [n_out, >= lm_rows].
   void forward(const ArrayLookup& arrays, int64_t lm_rows) const;
 
+  // The cache (kv, optional slot_pos) and RoPE tables (rope_cos, rope_sin) of such arrays, checked
+  // against the model's shape.
+  CpuKvCache kv_from(const ArrayLookup& arrays) const;
+  CpuRope rope_from(const ArrayLookup& arrays) const;
+
   const CpuModelShape& shape() const { return shape_; }
 
  private:

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .models import CausalLM
+from .models import CausalLM, cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,18 @@ class ModelRunner:
         model.allocate_kv(num_lanes, context_slots + scratch_slots, scratch_slots)
         self._vocab = int(model.output_vocab_size)
         self.forward_calls = 0
+        self._native = None
 
     def vocab_size(self) -> int:
         return self._vocab
+
+    def native_runner(self):
+        """The C++ runner the engine uses instead of :meth:`forward` when this model qualifies for the
+        native CPU forward (CPU, float32, one thread; see models/cpu_model.py), else None. Its forwards
+        never enter Python, so draft and target workers do not contend for the GIL."""
+        if self._native is None and self.threads == 1 and cpu_model.supports(self.model):
+            self._native = self.model.native().runner(self.model, self.cores)
+        return self._native
 
     def on_worker_start(self) -> None:
         """Runs on the runtime's worker thread: per-thread torch thread count and CPU pinning."""

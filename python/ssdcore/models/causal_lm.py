@@ -197,15 +197,21 @@ class CausalLM(nn.Module):
 
     def _run_native(self, rows: Rows) -> torch.Tensor:
         """The same forward by the native C++ kernel (see cpu_model.py)."""
+        self.rope.ensure(int(rows.positions.max()))
+        return self.native().forward(self, rows, self.computed_vocab(), self.output_vocab_size)
+
+    def native(self) -> "cpu_model.CpuModel":
+        """The native forward bound to this model's weights and cache (rebuilt when they move)."""
         if self._native is None or self._native.key != cpu_model.CpuModel.storage_key(self):
             self._native = cpu_model.CpuModel(self)
-        self.rope.ensure(int(rows.positions.max()))
-        computed = min(self.output_vocab_size, self.valid_vocab_size, self.config.vocab_size)
-        return self._native.forward(self, rows, computed, self.output_vocab_size)
+        return self._native
+
+    def computed_vocab(self) -> int:
+        """Logit columns actually computed; the rest of ``output_vocab_size`` are -inf."""
+        return min(self.output_vocab_size, self.valid_vocab_size, self.config.vocab_size)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        out, valid = self.output_vocab_size, self.valid_vocab_size
-        computed = min(out, valid, self.config.vocab_size)
+        out, computed = self.output_vocab_size, self.computed_vocab()
         logits = F.linear(x, self.lm_head[:computed]).float()
         if computed < out:
             logits = F.pad(logits, (0, out - computed), value=float("-inf"))

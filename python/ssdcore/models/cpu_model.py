@@ -40,10 +40,14 @@ def available() -> bool:
     return _enabled
 
 
+def supports(model) -> bool:
+    """Whether ``model`` (a CausalLM) can run natively: enabled, CPU, float32."""
+    return _enabled and model.device.type == "cpu" and model.dtype == torch.float32
+
+
 def eligible(model) -> bool:
-    """Whether ``model`` (a CausalLM) should run natively on the calling thread now."""
-    return (_enabled and model.device.type == "cpu" and model.dtype == torch.float32
-            and torch.get_num_threads() == 1)
+    """Whether ``model`` should run natively on the calling thread now (one torch thread)."""
+    return supports(model) and torch.get_num_threads() == 1
 
 
 class CpuModel:
@@ -70,6 +74,15 @@ class CpuModel:
         """Changes when the weight storage the native object points at may have moved."""
         return (model.embed.data_ptr(), model.layers[-1].down_w.data_ptr(), model.lm_head.data_ptr(),
                 id(model.kv_cache))
+
+    def runner(self, model, cores) -> object:
+        """An engine runner (``_core.CpuModelRunner``) over ``model``'s KV cache: the engine's worker
+        then runs forwards with no Python at all (see ssdcore.model_runner)."""
+        cache, rope = model.kv_cache, model.rope
+        arrays = dict(kv=cache.buffer, slot_pos=cache.slot_pos, rope_cos=rope.cos, rope_sin=rope.sin_signed)
+        return _core.CpuModelRunner(self._native, {k: None if v is None else v.__dlpack__()
+                                                   for k, v in arrays.items()},
+                                    model.output_vocab_size, model.computed_vocab(), list(cores or ()))
 
     def forward(self, model, rows, lm_rows: int, out_cols: int) -> torch.Tensor:
         """Float32 logits ``[len(rows.logits_rows) or N, out_cols]``; columns >= lm_rows are -inf."""

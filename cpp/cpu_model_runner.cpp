@@ -1,0 +1,59 @@
+// cpu_model_runner.cpp: see cpu_model_runner.h.
+#include "cpu_model_runner.h"
+
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#ifdef __linux__
+#include <sched.h>
+#endif
+
+namespace ssd {
+
+CpuModelRunner::CpuModelRunner(std::shared_ptr<const CpuModel> model, const CpuKvCache& kv, const CpuRope& rope,
+                               int64_t vocab, int64_t lm_rows, std::vector<int> cores)
+    : model_(std::move(model)), kv_(kv), rope_(rope), vocab_(vocab), lm_rows_(lm_rows), cores_(std::move(cores)) {
+  if (!model_) throw std::invalid_argument("CpuModelRunner: no model");
+  if (lm_rows_ < 1 || lm_rows_ > vocab_)
+    throw std::invalid_argument("CpuModelRunner: lm_rows = " + std::to_string(lm_rows_) + " not in [1, vocab = " +
+                                std::to_string(vocab_) + "]");
+}
+
+void CpuModelRunner::on_worker_start() {
+#ifdef __linux__
+  if (cores_.empty()) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cores_) CPU_SET(c, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0)  // 0 = the calling thread
+    throw std::runtime_error("could not pin the worker thread to the requested cores");
+#endif
+}
+
+Logits CpuModelRunner::forward(const ForwardRequest& r) {
+  ++calls_;
+  const int64_t n = static_cast<int64_t>(r.rows());
+  const auto widen = [](const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); };
+  const std::vector<int64_t> tokens = widen(r.tokens), positions = widen(r.positions), lanes = widen(r.lanes),
+                             slots = widen(r.slots), attend = widen(r.attend_len), extra = widen(r.extra_slots);
+  CpuRows rows;
+  rows.n = n, rows.tokens = tokens.data(), rows.positions = positions.data(), rows.lanes = lanes.data();
+  rows.slots = slots.data();
+  if (!attend.empty()) {
+    rows.attend_len = attend.data(), rows.extra_width = r.extra_width;
+    rows.extra = r.extra_width > 0 ? extra.data() : nullptr;
+  }
+  std::vector<int64_t> source(static_cast<size_t>(r.out_rows), 0);  // unwritten result rows: unspecified
+  for (int64_t i = 0; i < n; ++i)
+    if (r.out_index[i] >= 0) source.at(static_cast<size_t>(r.out_index[i])) = i;
+  auto out = std::make_shared<std::vector<float>>(static_cast<size_t>(r.out_rows * vocab_));
+  model_->forward(rows, kv_, rope_, CpuLogits{source.data(), r.out_rows, lm_rows_, out->data(), vocab_});
+  for (int64_t j = 0; lm_rows_ < vocab_ && j < r.out_rows; ++j)
+    for (int64_t c = lm_rows_; c < vocab_; ++c) (*out)[j * vocab_ + c] = -std::numeric_limits<float>::infinity();
+  Logits logits;
+  logits.data = out->data(), logits.rows = r.out_rows, logits.vocab = vocab_, logits.owner = out;
+  return logits;
+}
+
+}  // namespace ssd

@@ -1,0 +1,43 @@
+// cpu_model_runner.h: a ModelRunner that runs a CpuModel (cpu_model.h) directly from the worker thread,
+// with no Python and no GIL anywhere in a forward.
+//
+// ssdcore.model_runner.ModelRunner builds one (through bindings.cpp) when its model qualifies for the
+// native CPU forward; the engine then calls it like any runner. The KV cache and RoPE tables are the
+// Python model's tensors, borrowed: the Python runner that made this object keeps them (and the
+// weights) alive, and nothing else writes them while an engine runs.
+//
+// Threads: forward() and on_worker_start() are called by the one worker thread that owns the runner
+// (model_runner.h). on_worker_start() pins that thread to `cores` (Linux; elsewhere a no-op).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "cpu_model.h"
+#include "model_runner.h"
+
+namespace ssd {
+
+class CpuModelRunner final : public ModelRunner {
+ public:
+  // `model` must outlive the runner; `vocab` is the logits width, of which the first `lm_rows`
+  // columns are computed and the rest are -inf.
+  CpuModelRunner(std::shared_ptr<const CpuModel> model, const CpuKvCache& kv, const CpuRope& rope, int64_t vocab,
+                 int64_t lm_rows, std::vector<int> cores);
+
+  int64_t vocab_size() const override { return vocab_; }
+  void on_worker_start() override;
+  Logits forward(const ForwardRequest& request) override;
+  int64_t forward_calls() const { return calls_; }
+
+ private:
+  std::shared_ptr<const CpuModel> model_;
+  CpuKvCache kv_;
+  CpuRope rope_;
+  int64_t vocab_, lm_rows_;
+  std::vector<int> cores_;
+  int64_t calls_ = 0;
+};
+
+}  // namespace ssd

@@ -1,0 +1,128 @@
+"""The native CPU forward (cpp/cpu_model.h) against CausalLM's torch path, and its own guarantees.
+
+For every family flag the native code handles (Llama; Qwen2's QKV bias; Qwen3's q/k norm; Mistral's
+sliding window) the same calls are made on a fresh cache through both paths: prefills of two lanes,
+a mixed-length multi-lane verification, and SSD tree steps. Then: batch invariance (a token's logits
+are bitwise the same in a decode, a verification and a tree branch), the bfloat16 weight copy
+(bitwise equal to float32), which models take the native path, and its errors.
+"""
+import pytest
+import torch
+
+from ssdcore.models import CausalLM, cpu_model, load_model
+from ssdcore.models.testing import save_random_checkpoint
+
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.skipif(not cpu_model.available(), reason="native CPU forward not built")]
+
+FAMILIES = {"llama": {}, "qwen2": {}, "qwen3": {}, "mistral": {"sliding_window": 3}}
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def model(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp(request.param)
+    save_random_checkpoint(path, request.param, seed=11, tokenizer=False, **FAMILIES[request.param])
+    return load_model(path).model
+
+
+@pytest.fixture
+def native_off():
+    previous = cpu_model.set_enabled(False)
+    yield
+    cpu_model.set_enabled(previous)
+
+
+def script(model):
+    """Prefill two lanes, verify both with different lengths, run two tree steps; all logits."""
+    model.allocate_kv(num_lanes=2, max_slots=48 + 16, scratch_slots=16)
+    gen = torch.Generator().manual_seed(5)
+    tok = lambda n: torch.randint(3, 128, (n,), generator=gen).tolist()  # noqa: E731
+    out = [model.prefill(0, tok(9)), model.prefill(1, tok(14))]
+    out.append(model.forward_rows(tok(7), [9, 10, 11, 14, 15, 16, 17], [0, 0, 0, 1, 1, 1, 1],
+                                  [9, 10, 11, 14, 15, 16, 17]))
+    starts = [48, 52, 48, 52]
+    out.append(model.tree_forward([0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=0))
+    out.append(model.tree_forward([0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=1))
+    return out
+
+
+def test_native_matches_torch_path(model):
+    native = script(model)
+    previous = cpu_model.set_enabled(False)
+    try:
+        reference = script(model)
+    finally:
+        cpu_model.set_enabled(previous)
+    for got, want in zip(native, reference):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
+
+
+def test_batch_invariance_decode_verify_tree(model):
+    model.allocate_kv(num_lanes=2, max_slots=40 + 8, scratch_slots=8)
+    seq = [5, 17, 33, 8, 91, 60, 7, 44]
+    model.prefill(0, seq[:5])
+    verify = model.decode([0], [seq[5:8]], [5])[0]              # 3 rows at once
+    model.prefill(1, seq[:5])
+    singles = [model.decode([1], [[t]], [5 + i])[0, 0] for i, t in enumerate(seq[5:8])]
+    for i in range(3):
+        assert torch.equal(verify[i], singles[i])
+    # a tree branch forked after seq[:5] + seq[5] in lane 1, decoding seq[6], seq[7] in scratch slots
+    tree = torch.cat([model.tree_forward([1], [6], [[seq[6]]], [40], depth=0),
+                      model.tree_forward([1], [6], [[seq[7]]], [40], depth=1)], dim=1)[0]
+    assert torch.equal(tree[0], verify[1]) and torch.equal(tree[1], verify[2])
+
+
+def test_bf16_exact_weights_equal_float32(model):
+    """Rounding the weights to bfloat16 makes the native copy bf16; it must equal the float32 math."""
+    saved = {n: p.detach().clone() for n, p in model.named_parameters()}
+    try:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(p.to(torch.bfloat16).float())
+        model._native = None
+        compact = script(model)
+        previous = cpu_model.set_enabled(False)
+        try:
+            reference = script(model)
+        finally:
+            cpu_model.set_enabled(previous)
+        for got, want in zip(compact, reference):
+            torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
+    finally:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(saved[n])
+        model._native = None
+
+
+def test_eligibility(model, native_off):
+    assert not cpu_model.eligible(model)
+    cpu_model.set_enabled(True)
+    assert cpu_model.eligible(model)
+    torch.set_num_threads(2)
+    try:
+        assert not cpu_model.eligible(model)     # more threads: torch's BLAS parallelises
+    finally:
+        torch.set_num_threads(1)
+    assert not cpu_model.eligible(CausalLM(model.config, dtype=torch.bfloat16))
+
+
+def test_native_errors_name_the_array(model):
+    model.allocate_kv(num_lanes=1, max_slots=16)
+    model.prefill(0, [3, 4, 5])
+    native = model._native._native
+    base = dict(tokens=torch.tensor([7]), positions=torch.tensor([3]), lanes=torch.tensor([0]),
+                slots=torch.tensor([3]), attend_len=None, extra_slots=None, logits_rows=None,
+                kv=model.kv_cache.buffer, slot_pos=model.kv_cache.slot_pos, rope_cos=model.rope.cos,
+                rope_sin=model.rope.sin_signed, logits=torch.empty(1, 128))
+    cases = {"tokens": torch.tensor([128]), "lanes": torch.tensor([1]), "slots": torch.tensor([16]),
+             "positions": torch.tensor([-1])}
+    for name, bad in cases.items():
+        arrays = dict(base, **{name: bad})
+        with pytest.raises(ValueError, match=name):
+            native.forward({k: None if v is None else v.__dlpack__() for k, v in arrays.items()}, 128)
+    arrays = dict(base, tokens=torch.tensor([7], dtype=torch.int32))
+    with pytest.raises(ValueError, match="tokens: dtype int32"):
+        native.forward({k: None if v is None else v.__dlpack__() for k, v in arrays.items()}, 128)
+    assert model.decode([0], [[7]], [3]).shape == (1, 1, 128)  # still usable
