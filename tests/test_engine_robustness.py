@@ -18,6 +18,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -359,3 +361,12 @@ def test_ctrl_c_returns_promptly_and_cancels(pair, fresh, faults):
         signal.signal(signal.SIGINT, previous)
         faults.delay = 0.0
         close_and_check(engine, workers=2)
+
+
+def test_unclosed_engine_exits_cleanly(pair):
+    """An engine nobody closed is closed at interpreter exit: exit status 0, no abort."""
+    code = ("import sys, ssdcore; e = ssdcore.Engine(sys.argv[1], sys.argv[2], mode='ssd', K=3, "
+            "max_batch=4, max_context=64); e.generate([[3, 4, 5]], ssdcore.SamplingParams("
+            "temperature=0, max_tokens=4, ignore_eos=True))")
+    done = subprocess.run([sys.executable, "-c", code, *pair], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import weakref
 from typing import Iterator, List, Optional, Sequence, Union
 
 from .engine_config import EngineConfig
@@ -52,6 +53,8 @@ class Engine:
         self._requests = 0
         self._pump = threading.Thread(target=self._pump_events, name="ssdcore-events", daemon=True)
         self._pump.start()
+        # an engine nobody closed is closed at interpreter exit, before its worker threads are torn down
+        self._finalizer = weakref.finalize(self, _close_core, self._core)
         log.info("engine ready: %s", self.config)
 
     # ------------------------------------------------------------------ public API
@@ -107,6 +110,7 @@ class Engine:
             return
         self._closed = True
         self._core.close()
+        self._finalizer.detach()
         self._pump.join(timeout=10)
 
     def __enter__(self):
@@ -213,3 +217,7 @@ def _as_params_list(value, n: int) -> list:
 
 
 __all__ = ["Engine", "EngineConfig", "ModelRunnerError", "RequestOutput", "SamplingParams"]
+
+
+def _close_core(core) -> None:
+    core.close()
