@@ -7,7 +7,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "cpu_linear.h"
 
 namespace ssd {
 namespace {
@@ -33,14 +32,13 @@ void rms_norm(const float* x, int64_t x_stride, int64_t n, int64_t width, const 
   }
 }
 
-// y[m, n] = x[m, k] W^T + bias; x_stride 0 = k.
-template <class M>
-void linear(const float* x, int64_t m, int64_t k, const M& w, int64_t n, const float* bias, float* y,
-            int64_t x_stride = 0) {
-  CpuLinearArgs a;
-  a.x = x, a.x_stride = x_stride ? x_stride : k, a.w = w.f32, a.w_bf16 = w.bf16, a.bias = bias, a.y = y;
-  a.y_stride = n, a.m = m, a.n = n, a.k = k;
-  cpu_linear(a);
+PackedWeights matrix(const ArrayLookup& get, const std::string& name, int64_t rows, int64_t cols) {
+  return PackedWeights(weight(get, name, {rows, cols}), rows, cols);
+}
+
+// y[m, rows(w)] = x[m, cols(w)] W^T + bias; x_stride 0 = cols(w).
+void linear(const float* x, int64_t m, const PackedWeights& w, const float* bias, float* y, int64_t x_stride = 0) {
+  w.apply(x, m, x_stride ? x_stride : w.cols(), bias, y, w.rows());
 }
 
 // x[h] = x[h] * cos + roll(x[h], dim / 2) * sin_signed for `count` heads of one row (rope.py's form).
@@ -55,17 +53,6 @@ void rope(float* x, int64_t count, int64_t dim, const float* cos, const float* s
 }
 
 }  // namespace
-
-CpuModel::Matrix CpuModel::matrix(const ArrayLookup& get, const std::string& name, int64_t rows, int64_t cols) {
-  Matrix m;
-  m.f32 = weight(get, name, {rows, cols});
-  std::vector<uint16_t> bf16(static_cast<size_t>(rows * cols));
-  if (bf16_exact(m.f32, rows * cols, bf16.data())) {
-    bf16_store_.push_back(std::move(bf16));
-    m.bf16 = bf16_store_.back().data(), m.f32 = nullptr;
-  }
-  return m;
-}
 
 CpuModel::CpuModel(const CpuModelShape& s, const ArrayLookup& get) : shape_(s) {
   if (s.vocab < 1 || s.hidden < 1 || s.intermediate < 1 || s.layers < 1 || s.heads < 1 || s.kv_heads < 1 ||
@@ -124,7 +111,7 @@ void CpuModel::layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& k
   const int64_t qk_heads = s.heads + s.kv_heads, qkv = (qk_heads + s.kv_heads) * D;
   std::vector<float> h(n * H), qkv_out(n * qkv), att(n * s.heads * D), gu(n * 2 * I);
   rms_norm(x, H, n, H, L.ln1, s.eps, h.data(), H);
-  linear(h.data(), n, H, L.qkv_w, qkv, L.qkv_b, qkv_out.data());
+  linear(h.data(), n, L.qkv_w, L.qkv_b, qkv_out.data());
   for (int64_t r = 0; r < n; ++r) {
     float* row = qkv_out.data() + r * qkv;
     if (L.qk_norm_w)
@@ -139,15 +126,15 @@ void CpuModel::layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& k
     }
   }
   cpu_attention(rows, kv, i, s.heads, s.windows[i], qkv_out.data(), qkv, att.data());
-  linear(att.data(), n, s.heads * D, L.o_w, H, L.o_b, h.data());
+  linear(att.data(), n, L.o_w, L.o_b, h.data());
   for (int64_t j = 0; j < n * H; ++j) x[j] += h[j];
   rms_norm(x, H, n, H, L.ln2, s.eps, h.data(), H);
-  linear(h.data(), n, H, L.gate_up_w, 2 * I, L.gate_up_b, gu.data());
+  linear(h.data(), n, L.gate_up_w, L.gate_up_b, gu.data());
   for (int64_t r = 0; r < n; ++r) {  // act[r] = silu(gate) * up, written over the gate half
     float* g = gu.data() + r * 2 * I;
     for (int64_t j = 0; j < I; ++j) g[j] = g[j] / (1.f + std::exp(-g[j])) * g[I + j];
   }
-  linear(gu.data(), n, I, L.down_w, H, L.down_b, h.data(), 2 * I);
+  linear(gu.data(), n, L.down_w, L.down_b, h.data(), 2 * I);
   for (int64_t j = 0; j < n * H; ++j) x[j] += h[j];
 }
 
@@ -164,10 +151,7 @@ void CpuModel::forward(const CpuRows& rows, const CpuKvCache& kv, const CpuRope&
     const int64_t r = lg.rows ? lg.rows[j] : j;
     rms_norm(x.data() + r * H, H, 1, H, norm_, shape_.eps, h.data() + j * H, H);
   }
-  CpuLinearArgs a;
-  a.x = h.data(), a.x_stride = H, a.w = lm_head_.f32, a.w_bf16 = lm_head_.bf16, a.y = lg.out;
-  a.y_stride = lg.out_stride, a.m = lg.n_out, a.n = lg.lm_rows, a.k = H;
-  cpu_linear(a);
+  lm_head_.apply(h.data(), lg.n_out, H, nullptr, lg.out, lg.out_stride, lg.lm_rows);
 }
 
 void CpuModel::forward(const ArrayLookup& get, int64_t lm_rows) const {

@@ -14,8 +14,9 @@
 //
 // Invariants: every row's logits depend only on that row's token, position and the cache it sees (all
 // products go through cpu_linear, all reductions are per row), so a token's logits are bitwise equal in a
-// decode, a verification and a tree step. Weights are borrowed: the owner (the Python model) keeps them
-// alive and in place for the CpuModel's lifetime (bfloat16 copies are the CpuModel's own). forward() is const and reentrant for distinct caches;
+// decode, a verification and a tree step. The matrices are copied into PackedWeights (packed_linear.h,
+// bfloat16 when the values allow); the norms, biases and embedding are borrowed: the owner (the Python
+// model) keeps them alive and in place for the CpuModel's lifetime. forward() is const and reentrant for distinct caches;
 // one thread per cache at a time.
 #pragma once
 
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "cpu_attention.h"
+#include "packed_linear.h"
 #include "param_arrays.h"
 
 namespace ssd {
@@ -73,31 +75,23 @@ class CpuModel {
   const CpuModelShape& shape() const { return shape_; }
 
  private:
-  // A weight matrix as given (float32), or its bfloat16 copy when every value is exactly a bfloat16
-  // (bf16 checkpoints loaded as float32): the same products with half the memory traffic.
-  struct Matrix {
-    const float* f32 = nullptr;
-    const uint16_t* bf16 = nullptr;
-  };
   struct Layer {
     const float *ln1, *ln2;
-    Matrix qkv_w;
+    PackedWeights qkv_w;
     const float* qkv_b;
-    Matrix o_w;
+    PackedWeights o_w;
     const float* o_b;
-    Matrix gate_up_w;
+    PackedWeights gate_up_w;
     const float* gate_up_b;
-    Matrix down_w;
+    PackedWeights down_w;
     const float *down_b, *qk_norm_w;
   };
-  Matrix matrix(const ArrayLookup& get, const std::string& name, int64_t rows, int64_t cols);
   void check(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& logits) const;
   void layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, float* x) const;
   CpuModelShape shape_;
   const float *embed_ = nullptr, *norm_ = nullptr;
-  Matrix lm_head_;
+  PackedWeights lm_head_;
   std::vector<Layer> layers_;
-  std::vector<std::vector<uint16_t>> bf16_store_;  // owns the bfloat16 copies
 };
 
 }  // namespace ssd

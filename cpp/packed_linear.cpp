@@ -1,0 +1,188 @@
+// packed_linear.cpp: see packed_linear.h.
+#include "packed_linear.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "cpu_linear.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SSD_PACKED_X86 1
+#endif
+
+namespace ssd {
+namespace {
+
+constexpr int64_t kBlock = 8;          // output rows of W per block (one AVX2 vector)
+constexpr int64_t kPanelBlocks = 24;   // blocks kept in cache while every row chunk passes (lcm of NV)
+constexpr int64_t kPrefetchBytes = 16 << 10;  // first pass: prefetch this far ahead in the stream
+
+struct Job {
+  const float* x;
+  int64_t x_stride;
+  const float* bias;
+  float* y;
+  int64_t y_stride, m, n, k;
+};
+
+inline float widen(float v) { return v; }
+inline float widen(uint16_t bits) {
+  const uint32_t u = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// True when every value is exactly a bfloat16 (its low 16 bits are zero).
+bool bf16_exact(const float* w, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) {
+    uint32_t u;
+    std::memcpy(&u, w + i, sizeof u);
+    if (u & 0xFFFFu) return false;
+  }
+  return true;
+}
+
+template <class W>
+void apply_portable(const W* packed, const Job& j) {
+  for (int64_t r = 0; r < j.m; ++r)
+    for (int64_t c = 0; c < j.n; ++c) {
+      const W* col = packed + (c / kBlock) * j.k * kBlock + c % kBlock;
+      const float* x = j.x + r * j.x_stride;
+      float s = 0.f;
+      for (int64_t i = 0; i < j.k; ++i) s = std::fma(widen(col[i * kBlock]), x[i], s);
+      j.y[r * j.y_stride + c] = j.bias ? s + j.bias[c] : s;
+    }
+}
+
+#ifdef SSD_PACKED_X86
+__attribute__((target("avx2,fma"))) inline __m256 load8(const float* w) { return _mm256_loadu_ps(w); }
+__attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* w) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
+// Adds the bias and stores the 8 outputs of block `b` for row r (fewer in the last, padded block).
+__attribute__((target("avx2,fma"))) inline void store_block(const Job& j, __m256 acc, int64_t r, int64_t b) {
+  const int64_t c = b * kBlock, valid = std::min(kBlock, j.n - c);
+  float* y = j.y + r * j.y_stride + c;
+  if (valid == kBlock) {
+    _mm256_storeu_ps(y, j.bias ? _mm256_add_ps(acc, _mm256_loadu_ps(j.bias + c)) : acc);
+    return;
+  }
+  alignas(32) float out[kBlock];
+  _mm256_store_ps(out, acc);
+  for (int64_t q = 0; q < valid; ++q) y[q] = j.bias ? out[q] + j.bias[c + q] : out[q];
+}
+
+// Rows [r, r + R) x blocks [b, b + NV): R * NV accumulators, one broadcast activation per row and step.
+// Shapes keep R * NV + NV + 1 <= 16 vector registers (AVX2 has 16): a spilled accumulator costs a
+// store per step and halves the throughput.
+template <int R, int NV, bool kPrefetch, class W>
+__attribute__((target("avx2,fma"))) void tile(const W* packed, const Job& j, int64_t r, int64_t b) {
+  __m256 acc[R][NV];
+  _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i)
+    _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+  const W* blk[NV];
+  _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) blk[v] = packed + (b + v) * j.k * kBlock;
+  const float* x[R];
+  _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i) x[i] = j.x + (r + i) * j.x_stride;
+  constexpr int64_t kAhead = kPrefetchBytes / sizeof(W);
+  const int64_t k = j.k;  // a local bound: with j.k GCC keeps every accumulator in memory
+  for (int64_t p = 0; p < k; ++p) {
+    if (kPrefetch)  // a compile-time branch: a run-time one makes GCC keep acc in memory
+      _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(blk[v] + p * kBlock + kAhead), _MM_HINT_T0);
+    __m256 wv[NV];
+    _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) wv[v] = load8(blk[v] + p * kBlock);
+    _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i) {
+      const __m256 xv = _mm256_broadcast_ss(x[i] + p);
+      _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(wv[v], xv, acc[i][v]);
+    }
+  }
+  _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i)
+    _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) store_block(j, acc[i][v], r + i, b + v);
+}
+
+template <int R, int NV, class W>
+__attribute__((target("avx2,fma"))) void row_chunk(const W* packed, const Job& j, int64_t r, int64_t b0, int64_t b1) {
+  int64_t b = b0;
+  if (r == 0) {  // the first chunk streams the weights from memory
+    for (; b + NV <= b1; b += NV) tile<R, NV, true, W>(packed, j, r, b);
+    for (; b < b1; ++b) tile<R, 1, true, W>(packed, j, r, b);
+  } else {
+    for (; b + NV <= b1; b += NV) tile<R, NV, false, W>(packed, j, r, b);
+    for (; b < b1; ++b) tile<R, 1, false, W>(packed, j, r, b);
+  }
+}
+
+// Panels of blocks stay in L1/L2 while chunks of up to 6 rows pass over them: up to 6 rows cost one
+// pass over the weights from memory.
+template <class W>
+__attribute__((target("avx2,fma"))) void apply_avx2(const W* packed, const Job& j) {
+  const int64_t blocks = (j.n + kBlock - 1) / kBlock;
+  for (int64_t b0 = 0; b0 < blocks; b0 += kPanelBlocks) {
+    const int64_t b1 = std::min(blocks, b0 + kPanelBlocks);
+    for (int64_t r = 0; r < j.m; r += 6) {
+      switch (std::min<int64_t>(j.m - r, 6)) {
+        case 1: row_chunk<1, 6, W>(packed, j, r, b0, b1); break;
+        case 2: row_chunk<2, 4, W>(packed, j, r, b0, b1); break;
+        case 3: row_chunk<3, 3, W>(packed, j, r, b0, b1); break;
+        case 4: row_chunk<4, 3, W>(packed, j, r, b0, b1); break;
+        case 5: row_chunk<5, 2, W>(packed, j, r, b0, b1); break;
+        default: row_chunk<6, 2, W>(packed, j, r, b0, b1); break;
+      }
+    }
+  }
+}
+#endif
+
+template <class W>
+void dispatch(const W* packed, const Job& j) {
+#ifdef SSD_PACKED_X86
+  if (cpu_linear_uses_avx2()) return apply_avx2<W>(packed, j);
+#endif
+  apply_portable<W>(packed, j);
+}
+
+}  // namespace
+
+PackedWeights::PackedWeights(const float* w, int64_t n, int64_t k) : n_(n), k_(k) {
+  if (n < 0 || k < 0 || (!w && n * k > 0))
+    throw std::invalid_argument("PackedWeights: bad matrix n=" + std::to_string(n) + " k=" + std::to_string(k));
+  const int64_t blocks = (n + kBlock - 1) / kBlock, size = blocks * kBlock * k;
+  const bool compact = bf16_exact(w, n * k);
+  if (compact) bf16_.assign(static_cast<size_t>(size), 0);
+  else f32_.assign(static_cast<size_t>(size), 0.f);
+  for (int64_t c = 0; c < n; ++c)
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t at = ((c / kBlock) * k + i) * kBlock + c % kBlock;
+      const float v = w[c * k + i];
+      if (compact) {
+        uint32_t u;
+        std::memcpy(&u, &v, sizeof u);
+        bf16_[at] = static_cast<uint16_t>(u >> 16);
+      } else {
+        f32_[at] = v;
+      }
+    }
+}
+
+void PackedWeights::apply(const float* x, int64_t m, int64_t x_stride, const float* bias, float* y,
+                          int64_t y_stride, int64_t outputs) const {
+  const int64_t n = outputs < 0 ? n_ : outputs;
+  if (m < 0 || n > n_ || (m > 0 && n > 0 && (!x || !y)) || (m > 1 && (x_stride < k_ || y_stride < n)))
+    throw std::invalid_argument("PackedWeights::apply: m=" + std::to_string(m) + ", x_stride=" +
+                                std::to_string(x_stride) + ", y_stride=" + std::to_string(y_stride) + ", outputs=" +
+                                std::to_string(outputs) + " for [" +
+                                std::to_string(n_) + ", " + std::to_string(k_) + "] weights");
+  if (m == 0 || n == 0) return;
+  const Job j{x, x_stride, bias, y, y_stride, m, n, k_};
+  if (bf16()) return dispatch(bf16_.data(), j);
+  dispatch(f32_.data(), j);
+}
+
+}  // namespace ssd

@@ -1,0 +1,45 @@
+// packed_linear.h: a model weight matrix W [n, k] repacked for y = x W^T + b over a few activation rows
+// (decode: 1, verification: K+1, tree steps: a few dozen) on one CPU thread.
+//
+// Layout: W is cut into blocks of 8 output rows (the last block zero-padded); a block stores its
+// 8 x k values k-major (for each input index, the 8 weights of that column), so the kernel reads each
+// block as one sequential stream and multiplies 8 outputs by one broadcast activation per step. Values
+// are kept as bfloat16 bits when every weight is exactly a bfloat16 (checkpoints stored in bf16 and
+// loaded as float32: the same products at half the memory traffic, which bounds a decode), else as
+// float32.
+//
+// Invariant (batch invariance): y[m][c] = fma-chain over i = 0..k-1 of W[c][i] * x[m][i] starting from
+// 0, then + b[c], in that order for every tile shape, so a row's output never depends on how many rows
+// share the call: a token's logits are bitwise equal in a decode and in a verification.
+//
+// The AVX2+FMA path is chosen at run time; elsewhere a portable loop in the same order (std::fma).
+// Immutable after construction; apply() is const, allocation-free and reentrant (any thread).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ssd {
+
+class PackedWeights {
+ public:
+  PackedWeights() = default;
+  // Copies w ([n, k], row stride k). Throws std::invalid_argument for negative sizes or a null w.
+  PackedWeights(const float* w, int64_t n, int64_t k);
+
+  int64_t rows() const { return n_; }
+  int64_t cols() const { return k_; }
+  bool bf16() const { return !bf16_.empty(); }
+
+  // y[m, :outputs] = x[m, k] W[:outputs]^T (+ bias); outputs < 0 means all n rows of W. Row strides in
+  // elements. Throws std::invalid_argument on bad sizes, strides or null pointers.
+  void apply(const float* x, int64_t m, int64_t x_stride, const float* bias, float* y, int64_t y_stride,
+             int64_t outputs = -1) const;
+
+ private:
+  int64_t n_ = 0, k_ = 0;
+  std::vector<uint16_t> bf16_;
+  std::vector<float> f32_;
+};
+
+}  // namespace ssd

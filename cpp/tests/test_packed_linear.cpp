@@ -1,0 +1,98 @@
+// test_packed_linear.cpp: PackedWeights against a double-precision product over row counts that hit
+// every tile shape (and several row chunks), output counts that are not a multiple of the 8-row block,
+// float32 and bfloat16-exact weights, bias and strides; batch invariance (bitwise); errors.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "packed_linear.h"
+
+using namespace ssd;
+
+namespace {
+
+std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed, bool bf16_exact) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (float& v : w) {
+    v = normal(gen);
+    if (bf16_exact) {
+      uint32_t u;
+      std::memcpy(&u, &v, sizeof u);
+      u &= 0xFFFF0000u;
+      std::memcpy(&v, &u, sizeof u);
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
+SSD_TEST(matches_double_product_for_every_tile_shape) {
+  for (bool compact : {false, true}) {
+    for (int64_t n : {5, 8, 61, 200}) {
+      const int64_t k = 37 + n % 3 * 64;
+      const std::vector<float> w = random_matrix(n, k, static_cast<uint32_t>(n), compact);
+      const std::vector<float> bias = random_matrix(1, n, 99, false);
+      const PackedWeights packed(w.data(), n, k);
+      SSD_CHECK_EQ(packed.bf16(), compact);
+      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 13}) {
+        const std::vector<float> x = random_matrix(m, k + 3, static_cast<uint32_t>(m + 7), false);
+        const int64_t outputs = n > 8 ? n - 3 : n;  // a limited output count, not a block multiple
+        std::vector<float> y(static_cast<size_t>(m * (n + 1)), -7.f);
+        packed.apply(x.data(), m, k + 3, bias.data(), y.data(), n + 1, outputs);
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t c = 0; c <= n; ++c) {
+            const float got = y[r * (n + 1) + c];
+            if (c >= outputs) {
+              SSD_CHECK_EQ(got, -7.f);  // untouched
+              continue;
+            }
+            double want = bias[c];
+            for (int64_t i = 0; i < k; ++i) want += double(w[c * k + i]) * x[r * (k + 3) + i];
+            SSD_CHECK_NEAR(got, want, 1e-4 * (1 + std::sqrt(double(k))));
+          }
+      }
+    }
+  }
+}
+
+SSD_TEST(rows_are_batch_invariant_and_bf16_equals_float32) {
+  const int64_t n = 77, k = 96;
+  const std::vector<float> w = random_matrix(n, k, 3, true), x = random_matrix(13, k, 4, false);
+  const PackedWeights packed(w.data(), n, k);
+  std::vector<float> all(13 * n);
+  packed.apply(x.data(), 13, k, nullptr, all.data(), n);
+  for (int64_t rows : {1, 2, 3, 4, 5, 6})
+    for (int64_t first = 0; first + rows <= 13; first += 3) {
+      std::vector<float> part(rows * n);
+      packed.apply(x.data() + first * k, rows, k, nullptr, part.data(), n);
+      SSD_CHECK(std::memcmp(part.data(), all.data() + first * n, part.size() * sizeof(float)) == 0);
+    }
+  std::vector<float> w_inexact = w;  // one value off the bf16 grid forces the float32 copy
+  w_inexact[5 * k] = std::nextafter(w_inexact[5 * k], 1e9f);
+  const PackedWeights f32(w_inexact.data(), n, k);
+  SSD_CHECK(!f32.bf16());
+  std::vector<float> y32(13 * n);
+  f32.apply(x.data(), 13, k, nullptr, y32.data(), n);
+  for (int64_t r = 0; r < 13; ++r)  // rows of W other than row 5 are the same values: same bits
+    for (int64_t c = 0; c < n; ++c)
+      if (c != 5) SSD_CHECK_EQ(y32[r * n + c], all[r * n + c]);
+}
+
+SSD_TEST(rejects_bad_arguments) {
+  const std::vector<float> w = random_matrix(4, 8, 1, false), x(16, 1.f);
+  std::vector<float> y(8);
+  const PackedWeights packed(w.data(), 4, 8);
+  SSD_CHECK_THROWS(packed.apply(x.data(), 2, 7, nullptr, y.data(), 4));     // x stride < k
+  SSD_CHECK_THROWS(packed.apply(x.data(), 1, 8, nullptr, y.data(), 4, 5));  // more outputs than rows
+  SSD_CHECK_THROWS(packed.apply(nullptr, 1, 8, nullptr, y.data(), 4));
+  SSD_CHECK_THROWS(PackedWeights(nullptr, 4, 8));
+  packed.apply(x.data(), 0, 8, nullptr, y.data(), 4);  // no rows: nothing to do
+}
+
+int main() { return ssd_test::run_all(); }
