@@ -392,6 +392,11 @@ py::dict snapshot_to_dict(const ssd::StatsSnapshot& s) {
   d["hit_rate"] = s.hit_rate;
   d["draft_hidden_fraction"] = s.draft_hidden_fraction;
   d["draft_overlap_ns"] = s.draft_overlap_ns;
+  py::dict by_source;  // per proposal source: sequence-rounds and mean accepted drafted tokens
+  for (int i = 0; i < ssd::kNumSpecSources; ++i)
+    by_source[ssd::to_string(static_cast<ssd::SpecSource>(i))] =
+        py::make_tuple(s.source_rounds[i], s.source_mean_accepted[i]);
+  d["by_source"] = by_source;
   py::dict phases;
   for (int i = 0; i < ssd::kNumPhases; ++i) {
     phases[ssd::to_string(static_cast<ssd::Phase>(i))] =

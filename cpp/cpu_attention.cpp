@@ -9,6 +9,10 @@
 
 #include "cpu_linear.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+
 namespace ssd {
 
 RowKeys visible_keys(const CpuRows& rows, int64_t r) {
@@ -72,14 +76,44 @@ float softmax_weights(float* s, int64_t n_keys, float scale, const CpuKvCache& k
   return sum;
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// out[d0 .. d0 + 8 * NV) = sum over keys j (in order) of p[j] * V[slot_j][d], one FMA chain per element.
+template <int NV>
+__attribute__((target("avx2,fma"))) void weighted_chunk(const float* p, const float* values, int64_t dim, int64_t d0,
+                                                        const RowKeys& rk, int64_t n_keys, float* out) {
+  __m256 acc[NV];
+  _Pragma("GCC unroll 8") for (int q = 0; q < NV; ++q) acc[q] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const __m256 w = _mm256_broadcast_ss(p + j);
+    const float* v = values + key_slot(rk, j) * dim + d0;
+    _Pragma("GCC unroll 8") for (int q = 0; q < NV; ++q) acc[q] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * q), acc[q]);
+  }
+  _Pragma("GCC unroll 8") for (int q = 0; q < NV; ++q) _mm256_storeu_ps(out + d0 + 8 * q, acc[q]);
+}
+
+__attribute__((target("avx2,fma"))) void weighted_sum_avx2(const float* p, const float* values, int64_t dim,
+                                                           const RowKeys& rk, int64_t n_keys, float* out) {
+  int64_t d = 0;
+  for (; d + 64 <= dim; d += 64) weighted_chunk<8>(p, values, dim, d, rk, n_keys, out);
+  for (; d < dim; d += 8) weighted_chunk<1>(p, values, dim, d, rk, n_keys, out);
+}
+#define SSD_ATTENTION_AVX2 1
+#endif
+
+// out = (sum over visible keys j of p[j] * V[slot_j]) / sum, each element one FMA chain in key order.
 void weighted_values(const float* p, float sum, const float* values, int64_t dim, const RowKeys& rk,
                      int64_t n_keys, float* out) {
-  std::fill(out, out + dim, 0.f);
-  for (int64_t j = 0; j < n_keys; ++j) {
-    if (p[j] == 0.f) continue;
-    const float w = p[j];
-    const float* v = values + key_slot(rk, j) * dim;
-    for (int64_t d = 0; d < dim; ++d) out[d] += w * v[d];
+#ifdef SSD_ATTENTION_AVX2
+  if (dim % 8 == 0 && cpu_linear_uses_avx2()) {
+    weighted_sum_avx2(p, values, dim, rk, n_keys, out);
+  } else
+#endif
+  {
+    std::fill(out, out + dim, 0.f);
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const float* v = values + key_slot(rk, j) * dim;
+      for (int64_t d = 0; d < dim; ++d) out[d] = std::fma(p[j], v[d], out[d]);
+    }
   }
   const float inv = 1.f / sum;
   for (int64_t d = 0; d < dim; ++d) out[d] *= inv;

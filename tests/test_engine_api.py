@@ -75,3 +75,6 @@ def test_metrics_and_stats(engine):
     assert sum(s["cache_hits"]) > 0 and len(s["cache_hits"]) == 5
     assert s["phases"]["draft_prespeculate"][1] > 0
     assert s["draft_overlap_ns"] > 0 and 0 < s["draft_hidden_fraction"] <= 1.0
+    by_source = s["by_source"]  # (sequence-rounds, mean accepted drafted tokens) per proposal source
+    assert sum(n for n, _ in by_source.values()) == s["sequence_rounds"]
+    assert all(0.0 <= mean <= 4.0 for _, mean in by_source.values())
