@@ -10,6 +10,7 @@ use ``with``); Ctrl-C inside ``generate`` cancels that call's requests and re-ra
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import weakref
@@ -51,7 +52,11 @@ class Engine:
         self._lock = threading.Lock()
         self._closed = False
         self._requests = 0
-        self._pump = threading.Thread(target=self._pump_events, name="ssdcore-events", daemon=True)
+        # the event pump shares the draft's cores when the caller pinned the models, so that waking it
+        # never preempts the target worker (the draft has slack while the target verifies)
+        pump_cores = tuple(draft_cores or ()) if target_cores else ()
+        self._pump = threading.Thread(target=self._pump_events, args=(pump_cores,), name="ssdcore-events",
+                                      daemon=True)
         self._pump.start()
         # an engine nobody closed is closed at interpreter exit, before its worker threads are torn down
         self._finalizer = weakref.finalize(self, _close_core, self._core)
@@ -67,7 +72,7 @@ class Engine:
         trackers = []
         try:  # a bad prompt, a runner error or Ctrl-C: cancel and forget every request of this call
             for p, sp in zip(prompt_list, params):
-                trackers.append(self._submit(p, sp))
+                trackers.append(self._submit(p, sp, lazy=True))
             for tracker, q in trackers:
                 for _ in self._drain(tracker, q):
                     pass
@@ -120,7 +125,7 @@ class Engine:
         self.close()
 
     # ------------------------------------------------------------------ internals
-    def _submit(self, prompt: PromptLike, sp: SamplingParams):
+    def _submit(self, prompt: PromptLike, sp: SamplingParams, lazy: bool = False):
         if self._closed:
             raise RuntimeError("the engine is closed; create a new Engine")
         text, ids = self._encode(prompt)
@@ -131,7 +136,7 @@ class Engine:
             rid = self._core.submit(ids, sp.to_core(seed))
             self._queues[rid] = q
         out = RequestOutput(request_id=rid, prompt=text, prompt_token_ids=list(ids))
-        return RequestTracker(out, self.tokenizer, sp.stop), q
+        return RequestTracker(out, self.tokenizer, sp.stop, lazy), q
 
     def _drain(self, tracker: RequestTracker, q: queue.Queue) -> Iterator[str]:
         while True:
@@ -170,7 +175,12 @@ class Engine:
         with self._lock:
             self._queues.pop(rid, None)
 
-    def _pump_events(self) -> None:
+    def _pump_events(self, cores: tuple) -> None:
+        if cores and hasattr(os, "sched_setaffinity"):
+            try:
+                os.sched_setaffinity(0, set(cores))  # 0 = this thread on Linux
+            except OSError as e:  # the draft worker reports bad cores itself; the pump just runs unpinned
+                log.warning("event pump not pinned to cores %s: %s", cores, e)
         while True:
             ev = self._core.poll(100)
             if ev is None:

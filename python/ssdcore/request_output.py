@@ -48,10 +48,13 @@ def metrics_from(raw: dict) -> RequestMetrics:
 class RequestTracker:
     """Accumulates one request's tokens and text; knows when a stop string ended it."""
 
-    def __init__(self, output: RequestOutput, tokenizer, stop: tuple):
+    def __init__(self, output: RequestOutput, tokenizer, stop: tuple, lazy: bool = False):
         self.out = output
         self.tokenizer = tokenizer
         self.stop = stop
+        # lazy: nobody reads deltas (Engine.generate) and no stop string needs checking, so the text
+        # is decoded once at finish() instead of after every round
+        self.lazy = lazy and not stop
         self.hold = max((len(s) for s in stop), default=1) - 1
         self.emitted = 0          # characters of text already handed out as deltas
         self.stopped = False      # a stop string matched (the engine must cancel the request)
@@ -61,7 +64,7 @@ class RequestTracker:
         if self.stopped:
             return ""
         self.out.token_ids.extend(tokens)
-        if self.tokenizer is None:
+        if self.tokenizer is None or self.lazy:
             return ""
         text = self.tokenizer.decode(self.out.token_ids, skip_special_tokens=True)
         cut = self._first_stop(text)
@@ -76,6 +79,8 @@ class RequestTracker:
         return self._delta(safe)
 
     def finish(self, reason: str, raw_metrics: dict) -> str:
+        if self.lazy and self.tokenizer is not None:
+            self.out.text = self.tokenizer.decode(self.out.token_ids, skip_special_tokens=True)
         self.out.finish_reason = "stop" if self.stopped else reason
         self.out.metrics = metrics_from(raw_metrics or {})
         return self._delta(len(self.out.text))
