@@ -32,7 +32,7 @@ class BenchSettings:
     sd_K: List[int] = field(default_factory=lambda: [4])
     ssd_K: List[int] = field(default_factory=lambda: [4])
     fan_out: List[object] = field(default_factory=lambda: [8])
-    backup: str = "auto"
+    backups: List[str] = field(default_factory=lambda: ["auto"])
     saguaro_c: float = 1.0
     hf: bool = True
     target_cores: Optional[List[int]] = None
@@ -102,8 +102,10 @@ def build_contenders(s: BenchSettings) -> List[Contender]:
     out += [_engine_contender(f"sd K={k}", s, mode="sd", K=k) for k in s.sd_K]
     for k in s.ssd_K:
         for f in s.fan_out:
-            out.append(_engine_contender(f"ssd K={k} F={f}", s, mode="ssd", K=k, fan_out=f,
-                                         backup=s.backup, saguaro_c=s.saguaro_c))
+            for b in s.backups:  # named by backup only when several are compared
+                name = f"ssd K={k} F={f}" + (f" {b}" if len(s.backups) > 1 else "")
+                out.append(_engine_contender(name, s, mode="ssd", K=k, fan_out=f, backup=b,
+                                             saguaro_c=s.saguaro_c))
     if s.hf and s.batch == 1:
         out += [_hf_contender("hf generate", s, False), _hf_contender("hf assisted", s, True)]
     return out

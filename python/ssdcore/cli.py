@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=_positive(int), nargs="+", default=[1])
     b.add_argument("--sd-K", type=_positive(int), nargs="+", default=[2, 3, 4])
     b.add_argument("--ssd-K", type=_positive(int), nargs="+", default=[3])
-    b.add_argument("--ssd-fan-out", type=_fan_out, nargs="+", default=[4, 8])
+    b.add_argument("--ssd-fan-out", type=_fan_out, nargs="+", default=[4, 6])
+    b.add_argument("--ssd-backup", nargs="+", choices=["auto", "jit", "ngram", "none"],
+                   help="backups to compare for ssd (default: auto and ngram, or --backup when not auto)")
     b.add_argument("--repeats", type=_positive(int), default=5)
     b.add_argument("--no-hf", action="store_true", help="skip the transformers baselines")
     b.add_argument("--quick", action="store_true", help="small settings that finish in minutes")
@@ -168,6 +170,7 @@ def cmd_bench(args) -> None:
     if args.quick:
         args.num_prompts, args.max_tokens, args.repeats = 3, 48, 2
         args.sd_K, args.ssd_K, args.ssd_fan_out = [3], [3], [4]
+        args.ssd_backup = args.ssd_backup or [args.backup]
     prompts = jsonl_prompts(args.prompts) if args.prompts else stdlib_prompts(args.num_prompts)
     prompts = prompts[:args.num_prompts]
     results = []
@@ -176,7 +179,9 @@ def cmd_bench(args) -> None:
             s = BenchSettings(target=args.target, draft=args.draft, prompts=prompts,
                               max_tokens=args.max_tokens, temperature=temperature, batch=batch,
                               repeats=args.repeats, sd_K=args.sd_K, ssd_K=args.ssd_K,
-                              fan_out=args.ssd_fan_out, backup=args.backup, saguaro_c=args.saguaro_c,
+                              fan_out=args.ssd_fan_out, saguaro_c=args.saguaro_c,
+                              backups=args.ssd_backup or ([args.backup] if args.backup != "auto"
+                                                          else ["auto", "ngram"]),
                               hf=not args.no_hf,
                               target_cores=args.target_cores or [0],
                               draft_cores=args.draft_cores or [1])
