@@ -46,7 +46,7 @@ def script(model):
     return out
 
 
-def test_native_matches_torch_path(model):
+def assert_native_matches_torch(model):
     native = script(model)
     previous = cpu_model.set_enabled(False)
     try:
@@ -56,6 +56,10 @@ def test_native_matches_torch_path(model):
     for got, want in zip(native, reference):
         assert got.shape == want.shape
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
+
+
+def test_native_matches_torch_path(model):
+    assert_native_matches_torch(model)
 
 
 def test_batch_invariance_decode_verify_tree(model):
@@ -80,20 +84,14 @@ def test_bf16_exact_weights_equal_float32(model):
         with torch.no_grad():
             for p in model.parameters():
                 p.copy_(p.to(torch.bfloat16).float())
-        model._native = None
-        compact = script(model)
-        previous = cpu_model.set_enabled(False)
-        try:
-            reference = script(model)
-        finally:
-            cpu_model.set_enabled(previous)
-        for got, want in zip(compact, reference):
-            torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
+        model.refresh_native()  # the packed copies were made from the old values
+        assert all(not layer.qkv_w.to(torch.bfloat16).float().ne(layer.qkv_w).any() for layer in model.layers)
+        assert_native_matches_torch(model)
     finally:
         with torch.no_grad():
             for n, p in model.named_parameters():
                 p.copy_(saved[n])
-        model._native = None
+        model.refresh_native()
 
 
 def test_eligibility(model, native_off):

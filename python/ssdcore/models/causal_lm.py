@@ -206,6 +206,10 @@ class CausalLM(nn.Module):
             self._native = cpu_model.CpuModel(self)
         return self._native
 
+    def refresh_native(self) -> None:
+        """Rebuild the native forward's packed weight copies; call after changing weights in place."""
+        self._native = None
+
     def computed_vocab(self) -> int:
         """Logit columns actually computed; the rest of ``output_vocab_size`` are -inf."""
         return min(self.output_vocab_size, self.valid_vocab_size, self.config.vocab_size)

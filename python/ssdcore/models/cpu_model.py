@@ -10,9 +10,10 @@ a token's logits are bitwise equal in a decode, a verification and a tree step.
 
 Used by :class:`~ssdcore.models.CausalLM` when all of these hold: CPU, float32, the calling thread runs
 torch with one intra-op thread (the engine's default one core per model; with more, torch's BLAS
-parallelises), the extension is built, and :func:`set_enabled` has not switched it off. Weights are
-borrowed by pointer: :class:`CpuModel` is rebuilt when the KV cache is reallocated or the weight
-storage moves. Any thread may call :meth:`CpuModel.forward`, one at a time per model.
+parallelises), the extension is built, and :func:`set_enabled` has not switched it off. Weight
+matrices are copied (packed) when :class:`CpuModel` is built; norms, biases and the embedding are
+borrowed by pointer. It is rebuilt when the KV cache is reallocated or the weight storage moves;
+after changing weights in place call :meth:`CausalLM.refresh_native`. Any thread may call :meth:`CpuModel.forward`, one at a time per model.
 """
 from __future__ import annotations
 
