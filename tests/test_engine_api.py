@@ -78,3 +78,18 @@ def test_metrics_and_stats(engine):
     by_source = s["by_source"]  # (sequence-rounds, mean accepted drafted tokens) per proposal source
     assert sum(n for n, _ in by_source.values()) == s["sequence_rounds"]
     assert all(0.0 <= mean <= 4.0 for _, mean in by_source.values())
+
+
+def test_engines_sharing_loaded_models_keep_their_own_caches():
+    """A second engine over the same LoadedModel objects reallocates the models' KV caches; the first
+    engine keeps the caches it was built with (its native runners point into them) and still works."""
+    from ssdcore.models import load_model
+
+    target_path, draft_path = ssdcore.bundled_pair()
+    target, draft = load_model(target_path), load_model(draft_path)
+    sp = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
+    with ssdcore.Engine(target, draft, mode="ssd", K=3, max_context=256) as first:
+        before = first.generate(["def read(path):\n"], sp)[0].token_ids
+        with ssdcore.Engine(target, draft, mode="ssd", K=3, max_context=128) as second:
+            assert second.generate(["class Node:\n"], sp)[0].token_ids
+            assert first.generate(["def read(path):\n"], sp)[0].token_ids == before

@@ -34,9 +34,11 @@ class ModelRunner:
         self.cores = tuple(cores) if cores else None
         self.context_slots = context_slots
         model.allocate_kv(num_lanes, context_slots + scratch_slots, scratch_slots)
+        self._cache = model.kv_cache  # ours, even if another runner of the same model reallocates
         self._vocab = int(model.output_vocab_size)
         self.forward_calls = 0
         self._native = None
+        self._borrowed = ()  # tensors the native runner points into
 
     def vocab_size(self) -> int:
         return self._vocab
@@ -46,7 +48,7 @@ class ModelRunner:
         native CPU forward (CPU, float32, one thread; see models/cpu_model.py), else None. Its forwards
         never enter Python, so draft and target workers do not contend for the GIL."""
         if self._native is None and self.threads == 1 and cpu_model.supports(self.model):
-            self._native = self.model.native().runner(self.model, self.cores)
+            self._native, self._borrowed = self.model.native().runner(self.model, self._cache, self.cores)
         return self._native
 
     def on_worker_start(self) -> None:

@@ -76,14 +76,16 @@ class CpuModel:
         return (model.embed.data_ptr(), model.layers[-1].down_w.data_ptr(), model.lm_head.data_ptr(),
                 id(model.kv_cache))
 
-    def runner(self, model, cores) -> object:
-        """An engine runner (``_core.CpuModelRunner``) over ``model``'s KV cache: the engine's worker
-        then runs forwards with no Python at all (see ssdcore.model_runner)."""
-        cache, rope = model.kv_cache, model.rope
+    def runner(self, model, cache, cores) -> tuple:
+        """(engine runner ``_core.CpuModelRunner`` over ``cache``, the tensors it borrows). The engine's
+        worker then runs forwards with no Python at all (see ssdcore.model_runner); the caller keeps
+        the returned tensors alive as long as the runner."""
+        rope = model.rope
         arrays = dict(kv=cache.buffer, slot_pos=cache.slot_pos, rope_cos=rope.cos, rope_sin=rope.sin_signed)
-        return _core.CpuModelRunner(self._native, {k: None if v is None else v.__dlpack__()
-                                                   for k, v in arrays.items()},
-                                    model.output_vocab_size, model.computed_vocab(), list(cores or ()))
+        native = _core.CpuModelRunner(self._native, {k: None if v is None else v.__dlpack__()
+                                                     for k, v in arrays.items()},
+                                      model.output_vocab_size, model.computed_vocab(), list(cores or ()))
+        return native, tuple(arrays.values())
 
     def forward(self, model, rows, lm_rows: int, out_cols: int) -> torch.Tensor:
         """Float32 logits ``[len(rows.logits_rows) or N, out_cols]``; columns >= lm_rows are -inf."""
