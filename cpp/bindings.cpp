@@ -76,11 +76,17 @@ void require_cuda_build() {
 #endif
 }
 
-// The per-sequence (or per-row) parameter arrays passed in a `params` dict, as param_arrays.h reads them.
-ssd::ArrayLookup lookup_in(const py::dict& params) {
-  return [&params](const std::string& name) {
-    if (!params.contains(name)) throw std::invalid_argument("params: missing array " + name);
-    return view_of(params[py::str(name)], name);
+// Every array of a dict of DLPack capsules (parameter arrays, weights, rows) as a view, None as an empty
+// view, kept in `store`; then a lookup over them that needs no GIL.
+ssd::ArrayLookup views_of(const py::dict& arrays, std::map<std::string, TensorView>& store) {
+  for (const auto& item : arrays) {
+    const std::string name = py::cast<std::string>(item.first);
+    store[name] = item.second.is_none() ? TensorView{} : view_of(py::reinterpret_borrow<py::object>(item.second), name);
+  }
+  return [&store](const std::string& name) {
+    const auto it = store.find(name);
+    if (it == store.end()) throw std::invalid_argument("missing array " + name);
+    return it->second;
   };
 }
 
@@ -116,7 +122,8 @@ void py_verify(const py::object& target_logits, const py::object& draft_tokens, 
   const TensorView out_acc = expect(accept_len, "accept_len", DType::kInt64, {B}, dev);
   const TensorView out_next = expect(next_token, "next_token", DType::kInt64, {B}, dev);
 
-  std::vector<ssd::SeqVerifyParams> params = ssd::seq_verify_params(lookup_in(seq_params), B);
+  std::map<std::string, TensorView> store;
+  std::vector<ssd::SeqVerifyParams> params = ssd::seq_verify_params(views_of(seq_params, store), B);
   const int32_t* fan =
       saguaro_fanout.is_none() ? nullptr : host_array<int32_t>(saguaro_fanout, "saguaro_fanout", DType::kInt32, {B, K});
   ssd::VerifyBatch vb;
@@ -148,19 +155,6 @@ void py_verify(const py::object& target_logits, const py::object& draft_tokens, 
   (void)workspace;
   (void)stream;
 #endif
-}
-
-// Every array of `arrays` as a view (None -> an empty view), then a lookup over them that needs no GIL.
-ssd::ArrayLookup views_of(const py::dict& arrays, std::map<std::string, TensorView>& store) {
-  for (const auto& item : arrays) {
-    const std::string name = py::cast<std::string>(item.first);
-    store[name] = item.second.is_none() ? TensorView{} : view_of(py::reinterpret_borrow<py::object>(item.second), name);
-  }
-  return [&store](const std::string& name) {
-    const auto it = store.find(name);
-    if (it == store.end()) throw std::invalid_argument("missing array " + name);
-    return it->second;
-  };
 }
 
 void bind_cpu_model(py::module_& m) {
@@ -211,7 +205,8 @@ void py_sample_draft(const py::object& logits, const py::dict& row_params, const
   if (V <= 0 || V > 0x7FFFFFFF) throw std::invalid_argument("logits: shape must be [N, V] with V >= 1");
   const TensorView out_tok = expect(tokens, "tokens", DType::kInt64, {N}, dev);
   const TensorView out_probs = probs.is_none() ? TensorView{} : expect(probs, "probs", DType::kFloat32, {N, V}, dev);
-  std::vector<ssd::DraftRowParams> params = ssd::draft_row_params(lookup_in(row_params), N);
+  std::map<std::string, TensorView> store;
+  std::vector<ssd::DraftRowParams> params = ssd::draft_row_params(views_of(row_params, store), N);
   ssd::DraftBatch batch{static_cast<int32_t>(N), static_cast<int32_t>(V), lv.ptr<float>(), params.data()};
   ssd::check_draft_params(batch);
   const ssd::DraftResult res{out_tok.ptr<int64_t>(), probs.is_none() ? nullptr : out_probs.ptr<float>()};

@@ -9,7 +9,7 @@
 
 #include "cpu_linear.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef SSD_X86_KERNELS
 #include <immintrin.h>
 #endif
 
@@ -76,7 +76,16 @@ float softmax_weights(float* s, int64_t n_keys, float scale, const CpuKvCache& k
   return sum;
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+void weighted_sum_portable(const float* p, const float* values, int64_t dim, const RowKeys& rk, int64_t n_keys,
+                           float* out) {
+  std::fill(out, out + dim, 0.f);
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float* v = values + key_slot(rk, j) * dim;
+    for (int64_t d = 0; d < dim; ++d) out[d] = std::fma(p[j], v[d], out[d]);
+  }
+}
+
+#ifdef SSD_X86_KERNELS
 // out[d0 .. d0 + 8 * NV) = sum over keys j (in order) of p[j] * V[slot_j][d], one FMA chain per element.
 template <int NV>
 __attribute__((target("avx2,fma"))) void weighted_chunk(const float* p, const float* values, int64_t dim, int64_t d0,
@@ -97,24 +106,17 @@ __attribute__((target("avx2,fma"))) void weighted_sum_avx2(const float* p, const
   for (; d + 64 <= dim; d += 64) weighted_chunk<8>(p, values, dim, d, rk, n_keys, out);
   for (; d < dim; d += 8) weighted_chunk<1>(p, values, dim, d, rk, n_keys, out);
 }
-#define SSD_ATTENTION_AVX2 1
 #endif
 
 // out = (sum over visible keys j of p[j] * V[slot_j]) / sum, each element one FMA chain in key order.
 void weighted_values(const float* p, float sum, const float* values, int64_t dim, const RowKeys& rk,
                      int64_t n_keys, float* out) {
-#ifdef SSD_ATTENTION_AVX2
-  if (dim % 8 == 0 && cpu_linear_uses_avx2()) {
+#ifdef SSD_X86_KERNELS
+  if (dim % 8 == 0 && cpu_linear_uses_avx2())
     weighted_sum_avx2(p, values, dim, rk, n_keys, out);
-  } else
+  else
 #endif
-  {
-    std::fill(out, out + dim, 0.f);
-    for (int64_t j = 0; j < n_keys; ++j) {
-      const float* v = values + key_slot(rk, j) * dim;
-      for (int64_t d = 0; d < dim; ++d) out[d] = std::fma(p[j], v[d], out[d]);
-    }
-  }
+    weighted_sum_portable(p, values, dim, rk, n_keys, out);
   const float inv = 1.f / sum;
   for (int64_t d = 0; d < dim; ++d) out[d] *= inv;
 }

@@ -6,9 +6,8 @@
 #include <stdexcept>
 #include <string>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef SSD_X86_KERNELS
 #include <immintrin.h>
-#define SSD_CPU_LINEAR_X86 1
 #endif
 
 namespace ssd {
@@ -39,7 +38,7 @@ void linear_portable(const CpuLinearArgs& a) {
     }
 }
 
-#ifdef SSD_CPU_LINEAR_X86
+#ifdef SSD_X86_KERNELS
 // Folds four accumulators at once, each in the order of linear_portable.
 __attribute__((target("avx2,fma"))) inline __m128 fold4(__m256 a, __m256 b, __m256 c, __m256 d) {
   const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
@@ -115,7 +114,7 @@ bool cpu_linear_uses_avx2() {
 void cpu_linear(const CpuLinearArgs& args) {
   check_args(args);
   if (args.m == 0 || args.n == 0) return;
-#ifdef SSD_CPU_LINEAR_X86
+#ifdef SSD_X86_KERNELS
   if (cpu_linear_uses_avx2()) return linear_avx2(args);
 #endif
   linear_portable(args);

@@ -15,6 +15,12 @@
 
 #include <cstdint>
 
+// Defined where the AVX2+FMA kernels (here, packed_linear.cpp, cpu_attention.cpp) are compiled in; they
+// run only when cpu_linear_uses_avx2() says the CPU has the instructions.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SSD_X86_KERNELS 1
+#endif
+
 namespace ssd {
 
 struct CpuLinearArgs {

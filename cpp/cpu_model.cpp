@@ -1,12 +1,10 @@
 // cpu_model.cpp: see cpu_model.h.
 #include "cpu_model.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
-
 
 namespace ssd {
 namespace {

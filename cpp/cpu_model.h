@@ -26,7 +26,7 @@
 
 #include "cpu_attention.h"
 #include "packed_linear.h"
-#include "param_arrays.h"
+#include "tensor_view.h"
 
 namespace ssd {
 

@@ -9,9 +9,8 @@
 
 #include "cpu_linear.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef SSD_X86_KERNELS
 #include <immintrin.h>
-#define SSD_PACKED_X86 1
 #endif
 
 namespace ssd {
@@ -59,7 +58,7 @@ void apply_portable(const W* packed, const Job& j) {
     }
 }
 
-#ifdef SSD_PACKED_X86
+#ifdef SSD_X86_KERNELS
 __attribute__((target("avx2,fma"))) inline __m256 load8(const float* w) { return _mm256_loadu_ps(w); }
 __attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* w) {
   const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
@@ -142,7 +141,7 @@ __attribute__((target("avx2,fma"))) void apply_avx2(const W* packed, const Job& 
 
 template <class W>
 void dispatch(const W* packed, const Job& j) {
-#ifdef SSD_PACKED_X86
+#ifdef SSD_X86_KERNELS
   if (cpu_linear_uses_avx2()) return apply_avx2<W>(packed, j);
 #endif
   apply_portable<W>(packed, j);

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,9 +17,6 @@
 #include "tensor_view.h"
 
 namespace ssd {
-
-// Returns the array named `name`, or throws std::invalid_argument when there is none.
-using ArrayLookup = std::function<TensorView(const std::string& name)>;
 
 // draft_len, onehot, the target's and the draft's transforms, saguaro_c, seed, position: n entries each.
 std::vector<SeqVerifyParams> seq_verify_params(const ArrayLookup& get, int64_t n);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -78,6 +79,10 @@ inline void expect_view(const TensorView& v, const std::string& name, DType dtyp
     throw std::invalid_argument(name + std::string(": expected a ") + (device == DeviceType::kCPU ? "CPU" : "CUDA") +
                                 " tensor");
 }
+
+// Named tensors (a Python dict in bindings.cpp): returns the view named `name`, or throws
+// std::invalid_argument when there is none.
+using ArrayLookup = std::function<TensorView(const std::string& name)>;
 
 // Throws std::invalid_argument unless `v` lives on the same device (type and index) as `ref`.
 inline void check_same_device(const TensorView& v, const TensorView& ref, const std::string& name) {
