@@ -201,7 +201,7 @@ class CausalLM(nn.Module):
         return self.native().forward(self, rows, self.computed_vocab(), self.output_vocab_size)
 
     def native(self) -> "cpu_model.CpuModel":
-        """The native forward bound to this model's weights and cache (rebuilt when they move)."""
+        """The native forward bound to this model's weights (rebuilt when their storage moves)."""
         if self._native is None or self._native.key != cpu_model.CpuModel.storage_key(self):
             self._native = cpu_model.CpuModel(self)
         return self._native

@@ -3,7 +3,7 @@
 On a CPU, a small model's torch forward is hundreds of tiny ops, each a Python call that takes the GIL:
 per-op overhead dominates a decode, and a draft and a target forwarding on two threads slow each
 other down through the GIL. The native forward runs the whole model in one call without the GIL, with
-a small-batch matrix kernel (cpp/cpu_linear.h) that costs about the same for K+1 rows as for one.
+repacked weights (cpp/packed_linear.h) read once for up to 6 rows, so K+1 rows cost little more than one.
 
 It computes exactly what :meth:`CausalLM._run` computes, up to float rounding, and is batch-invariant:
 a token's logits are bitwise equal in a decode, a verification and a tree step.
@@ -12,8 +12,9 @@ Used by :class:`~ssdcore.models.CausalLM` when all of these hold: CPU, float32, 
 torch with one intra-op thread (the engine's default one core per model; with more, torch's BLAS
 parallelises), the extension is built, and :func:`set_enabled` has not switched it off. Weight
 matrices are copied (packed) when :class:`CpuModel` is built; norms, biases and the embedding are
-borrowed by pointer. It is rebuilt when the KV cache is reallocated or the weight storage moves;
-after changing weights in place call :meth:`CausalLM.refresh_native`. Any thread may call :meth:`CpuModel.forward`, one at a time per model.
+borrowed by pointer. It is rebuilt when the weight storage moves; after changing weights in place
+call :meth:`CausalLM.refresh_native`. The KV cache and RoPE tables are passed with every call.
+Any thread may call :meth:`CpuModel.forward`, one at a time per model.
 """
 from __future__ import annotations
 
@@ -73,33 +74,35 @@ class CpuModel:
     @staticmethod
     def storage_key(model) -> tuple:
         """Changes when the weight storage the native object points at may have moved."""
-        return (model.embed.data_ptr(), model.layers[-1].down_w.data_ptr(), model.lm_head.data_ptr(),
-                id(model.kv_cache))
+        return model.embed.data_ptr(), model.layers[-1].down_w.data_ptr(), model.lm_head.data_ptr()
 
     def runner(self, model, cache, cores) -> tuple:
         """(engine runner ``_core.CpuModelRunner`` over ``cache``, the tensors it borrows). The engine's
         worker then runs forwards with no Python at all (see ssdcore.model_runner); the caller keeps
         the returned tensors alive as long as the runner."""
-        rope = model.rope
-        arrays = dict(kv=cache.buffer, slot_pos=cache.slot_pos, rope_cos=rope.cos, rope_sin=rope.sin_signed)
-        native = _core.CpuModelRunner(self._native, {k: None if v is None else v.__dlpack__()
-                                                     for k, v in arrays.items()},
-                                      model.output_vocab_size, model.computed_vocab(), list(cores or ()))
+        arrays = _cache_arrays(cache, model.rope)
+        native = _core.CpuModelRunner(self._native, _capsules(arrays), model.output_vocab_size,
+                                      model.computed_vocab(), list(cores or ()))
         return native, tuple(arrays.values())
 
     def forward(self, model, rows, lm_rows: int, out_cols: int) -> torch.Tensor:
         """Float32 logits ``[len(rows.logits_rows) or N, out_cols]``; columns >= lm_rows are -inf."""
-        cache, rope = model.kv_cache, model.rope
         n_out = rows.tokens.numel() if rows.logits_rows is None else rows.logits_rows.numel()
         logits = torch.empty(n_out, out_cols, dtype=torch.float32)
         arrays = dict(tokens=rows.tokens, positions=rows.positions, lanes=rows.lanes, slots=rows.slots,
-                      attend_len=rows.attend_len, extra_slots=rows.extra,
-                      logits_rows=rows.logits_rows, kv=cache.buffer, slot_pos=cache.slot_pos,
-                      rope_cos=rope.cos, rope_sin=rope.sin_signed, logits=logits)
-        self._native.forward({k: None if v is None else v.contiguous().__dlpack__()
-                              for k, v in arrays.items()},
-                             lm_rows)
+                      attend_len=rows.attend_len, extra_slots=rows.extra, logits_rows=rows.logits_rows,
+                      logits=logits, **_cache_arrays(model.kv_cache, model.rope))
+        self._native.forward(_capsules(arrays), lm_rows)
         if lm_rows < out_cols:
             logits[:, lm_rows:] = float("-inf")
         return logits
 
+
+def _cache_arrays(cache, rope) -> dict:
+    """The KV cache and RoPE tables under the names cpp/cpu_model.h reads."""
+    return dict(kv=cache.buffer, slot_pos=cache.slot_pos, rope_cos=rope.cos, rope_sin=rope.sin_signed)
+
+
+def _capsules(arrays: dict) -> dict:
+    """DLPack capsules of contiguous tensors (None stays None: an absent optional array)."""
+    return {k: None if v is None else v.contiguous().__dlpack__() for k, v in arrays.items()}
