@@ -44,8 +44,9 @@ void fill_derived(StatsSnapshot& s) {
     lookups += double(s.cache_hits[k] + s.cache_misses[k]);
   }
   s.hit_rate = ratio(hits, lookups);
-  s.draft_busy_ns = s.phase_ns[int(Phase::kDraftGlue)] + s.phase_ns[int(Phase::kDraftTree)] +
-                    s.phase_ns[int(Phase::kDraftJit)];
+  // The overlap is measured against whole pre-speculation windows, so busy time counts those windows
+  // (glue, fork and tree, and the work between them), not just the glue and tree timers inside them.
+  s.draft_busy_ns = s.phase_ns[int(Phase::kDraftPrespeculate)] + s.phase_ns[int(Phase::kDraftJit)];
   s.draft_hidden_fraction = ratio(double(s.draft_overlap_ns), double(s.draft_busy_ns));
 }
 

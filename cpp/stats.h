@@ -37,7 +37,7 @@ enum class Phase : int {
   kWaitForDraft,  // target idle, waiting for the draft's speculations
   kHandoff,       // passing speculations/outcomes between the workers
   kDraftPrespeculate,  // wall time of a whole pre-speculation (glue + fork + tree; contains
-                       // kDraftGlue and kDraftTree, so it is not added into draft_busy_ns)
+                       // kDraftGlue and kDraftTree); draft_busy_ns = this + kDraftJit
 };
 inline constexpr int kNumPhases = 7;
 const char* to_string(Phase p);
@@ -79,7 +79,7 @@ struct StatsSnapshot {
   double mean_accept_length = 0;              // mean k + 1 (tokens per sequence-round if no stops)
   double tokens_per_round = 0;                // tokens_committed / rounds
   double hit_rate = 0;                        // hits / (hits + misses)
-  std::int64_t draft_busy_ns = 0;             // glue + tree + jit
+  std::int64_t draft_busy_ns = 0;             // pre-speculation windows + jit
   double draft_hidden_fraction = 0;           // draft_overlap_ns / draft_busy_ns
 };
 

@@ -67,7 +67,7 @@ struct Stats {
   double mean_accept_length = 0;                 // mean k + 1
   double tokens_per_round = 0;                   // tokens_committed / rounds
   double hit_rate = 0;                           // cache hits / lookups
-  std::int64_t draft_busy_ns = 0;                // glue + tree + jit
+  std::int64_t draft_busy_ns = 0;                // pre-speculation windows + jit
   double draft_hidden_fraction = 0;              // draft_overlap_ns / draft_busy_ns
 };
 
