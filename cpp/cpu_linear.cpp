@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -92,6 +93,13 @@ bool detect_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supp
 bool detect_avx2() { return false; }
 #endif
 
+// SSD_DISABLE_AVX2=1 (any value but empty or 0) selects the portable loops: for tests of that path on
+// AVX2 machines and for comparing the two.
+bool avx2_disabled_by_env() {
+  const char* v = std::getenv("SSD_DISABLE_AVX2");
+  return v && *v && std::string(v) != "0";
+}
+
 void check_args(const CpuLinearArgs& a) {
   const auto fail = [](const std::string& what) { throw std::invalid_argument("cpu_linear: " + what); };
   if (a.m < 0 || a.n < 0 || a.k < 0)
@@ -107,7 +115,7 @@ void check_args(const CpuLinearArgs& a) {
 }  // namespace
 
 bool cpu_linear_uses_avx2() {
-  static const bool avx2 = detect_avx2();
+  static const bool avx2 = detect_avx2() && !avx2_disabled_by_env();
   return avx2;
 }
 

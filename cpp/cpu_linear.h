@@ -9,8 +9,9 @@
 // chunks of 8, the fold ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), then the K % 8 tail, then
 // the bias), whatever tile it falls in.
 //
-// The AVX2+FMA path is chosen at run time when the CPU has it; otherwise a portable loop with the same
-// per-element guarantee. Single-threaded, reentrant, allocation-free: any thread may call it.
+// The AVX2+FMA path is chosen at run time when the CPU has it (and SSD_DISABLE_AVX2 is unset or 0);
+// otherwise a portable loop with the same per-element guarantee. Single-threaded, reentrant,
+// allocation-free: any thread may call it.
 #pragma once
 
 #include <cstdint>

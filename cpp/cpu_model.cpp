@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -30,8 +31,9 @@ void rms_norm(const float* x, int64_t x_stride, int64_t n, int64_t width, const 
   }
 }
 
-PackedWeights matrix(const ArrayLookup& get, const std::string& name, int64_t rows, int64_t cols) {
-  return PackedWeights(weight(get, name, {rows, cols}), rows, cols);
+PackedWeights matrix(const ArrayLookup& get, const std::string& name, int64_t rows, int64_t cols,
+                     const std::shared_ptr<WeightArena>& arena) {
+  return PackedWeights(weight(get, name, {rows, cols}), rows, cols, arena);
 }
 
 // y[m, rows(w)] = x[m, cols(w)] W^T + bias; x_stride 0 = cols(w).
@@ -62,19 +64,20 @@ CpuModel::CpuModel(const CpuModelShape& s, const ArrayLookup& get) : shape_(s) {
   const int64_t H = s.hidden, D = s.head_dim, I = s.intermediate, qkv = (s.heads + 2 * s.kv_heads) * D;
   embed_ = weight(get, "embed", {s.vocab, H});
   norm_ = weight(get, "norm", {H});
-  lm_head_ = matrix(get, "lm_head", s.vocab, H);
+  const auto arena = std::make_shared<WeightArena>();  // packed in the order a forward reads them
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "L" + std::to_string(i) + ".";
     const auto opt = [&](bool on, const std::string& n, std::vector<int64_t> shape) {
       return on ? weight(get, p + n, std::move(shape)) : nullptr;
     };
     layers_.push_back(Layer{weight(get, p + "ln1", {H}), weight(get, p + "ln2", {H}),
-                            matrix(get, p + "qkv_w", qkv, H), opt(s.qkv_bias, "qkv_b", {qkv}),
-                            matrix(get, p + "o_w", H, s.heads * D), opt(s.o_bias, "o_b", {H}),
-                            matrix(get, p + "gate_up_w", 2 * I, H), opt(s.mlp_bias, "gate_up_b", {2 * I}),
-                            matrix(get, p + "down_w", H, I), opt(s.mlp_bias, "down_b", {H}),
+                            matrix(get, p + "qkv_w", qkv, H, arena), opt(s.qkv_bias, "qkv_b", {qkv}),
+                            matrix(get, p + "o_w", H, s.heads * D, arena), opt(s.o_bias, "o_b", {H}),
+                            matrix(get, p + "gate_up_w", 2 * I, H, arena), opt(s.mlp_bias, "gate_up_b", {2 * I}),
+                            matrix(get, p + "down_w", H, I, arena), opt(s.mlp_bias, "down_b", {H}),
                             opt(s.qk_norm, "qk_norm_w", {s.heads + s.kv_heads, D})});
   }
+  lm_head_ = matrix(get, "lm_head", s.vocab, H, arena);
 }
 
 void CpuModel::check(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& lg) const {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "cpu_linear.h"
 
@@ -27,6 +28,17 @@ struct Job {
   float* y;
   int64_t y_stride, m, n, k;
 };
+
+// Index of W[c][i] in the packed array. Block c / 8 holds its 8 rows k-major; bfloat16 blocks store
+// the columns in pairs p, p + 1 (p even) as [p: rows 0-3, p + 1: rows 0-3, p: rows 4-7, p + 1: rows
+// 4-7], so that one 256-bit load and an unpack against zero (which moves each value to the high half of
+// a 32-bit lane: exactly its float32) gives column p, and the other unpack column p + 1. An odd last
+// column is stored plainly.
+int64_t packed_at(int64_t c, int64_t i, int64_t k, bool paired) {
+  const int64_t base = (c / kBlock) * k * kBlock, row = c % kBlock;
+  if (!paired || i >= (k & ~int64_t{1})) return base + i * kBlock + row;
+  return base + (i & ~int64_t{1}) * kBlock + (row / 4) * 8 + (i & 1) * 4 + row % 4;
+}
 
 inline float widen(float v) { return v; }
 inline float widen(uint16_t bits) {
@@ -50,10 +62,10 @@ template <class W>
 void apply_portable(const W* packed, const Job& j) {
   for (int64_t r = 0; r < j.m; ++r)
     for (int64_t c = 0; c < j.n; ++c) {
-      const W* col = packed + (c / kBlock) * j.k * kBlock + c % kBlock;
       const float* x = j.x + r * j.x_stride;
       float s = 0.f;
-      for (int64_t i = 0; i < j.k; ++i) s = std::fma(widen(col[i * kBlock]), x[i], s);
+      for (int64_t i = 0; i < j.k; ++i)
+        s = std::fma(widen(packed[packed_at(c, i, j.k, std::is_same_v<W, uint16_t>)]), x[i], s);
       j.y[r * j.y_stride + c] = j.bias ? s + j.bias[c] : s;
     }
 }
@@ -78,9 +90,19 @@ __attribute__((target("avx2,fma"))) inline void store_block(const Job& j, __m256
   for (int64_t q = 0; q < valid; ++q) y[q] = j.bias ? out[q] + j.bias[c + q] : out[q];
 }
 
+// acc[i][v] += w[v] * x[i][p] for the R rows: one broadcast activation per row.
+template <int R, int NV>
+__attribute__((target("avx2,fma"))) inline void fma_rows(__m256 (&acc)[R][NV], const __m256 (&w)[NV],
+                                                         const float* const (&x)[R], int64_t p) {
+  _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i) {
+    const __m256 xv = _mm256_broadcast_ss(x[i] + p);
+    _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(w[v], xv, acc[i][v]);
+  }
+}
+
 // Rows [r, r + R) x blocks [b, b + NV): R * NV accumulators, one broadcast activation per row and step.
-// Shapes keep R * NV + NV + 1 <= 16 vector registers (AVX2 has 16): a spilled accumulator costs a
-// store per step and halves the throughput.
+// Shapes keep R * NV + NV + 2 <= 16 vector registers (AVX2 has 16; the 2 are the broadcast and the
+// zero of the bf16 unpack): a spilled accumulator costs a store per step and halves the throughput.
 template <int R, int NV, bool kPrefetch, class W>
 __attribute__((target("avx2,fma"))) void tile(const W* packed, const Job& j, int64_t r, int64_t b) {
   __m256 acc[R][NV];
@@ -92,15 +114,24 @@ __attribute__((target("avx2,fma"))) void tile(const W* packed, const Job& j, int
   _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i) x[i] = j.x + (r + i) * j.x_stride;
   constexpr int64_t kAhead = kPrefetchBytes / sizeof(W);
   const int64_t k = j.k;  // a local bound: with j.k GCC keeps every accumulator in memory
-  for (int64_t p = 0; p < k; ++p) {
-    if (kPrefetch)  // a compile-time branch: a run-time one makes GCC keep acc in memory
-      _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(blk[v] + p * kBlock + kAhead), _MM_HINT_T0);
-    __m256 wv[NV];
-    _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) wv[v] = load8(blk[v] + p * kBlock);
-    _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i) {
-      const __m256 xv = _mm256_broadcast_ss(x[i] + p);
-      _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(wv[v], xv, acc[i][v]);
+  int64_t p = 0;
+  __m256 w[NV];
+  if constexpr (std::is_same_v<W, uint16_t>) {  // column pairs: one load, two unpacks (see paired_at)
+    const __m256i zero = _mm256_setzero_si256();
+    for (; p + 2 <= k; p += 2) {
+      if (kPrefetch)  // a compile-time branch: a run-time one makes GCC keep acc in memory
+        _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(blk[v] + p * kBlock + kAhead), _MM_HINT_T0);
+      _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) w[v] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[v] + p * kBlock))));
+      fma_rows<R, NV>(acc, w, x, p);
+      _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) w[v] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[v] + p * kBlock))));
+      fma_rows<R, NV>(acc, w, x, p + 1);
     }
+  }
+  for (; p < k; ++p) {
+    if (kPrefetch)
+      _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(blk[v] + p * kBlock + kAhead), _MM_HINT_T0);
+    _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) w[v] = load8(blk[v] + p * kBlock);
+    fma_rows<R, NV>(acc, w, x, p);
   }
   _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i)
     _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) store_block(j, acc[i][v], r + i, b + v);
@@ -118,21 +149,38 @@ __attribute__((target("avx2,fma"))) void row_chunk(const W* packed, const Job& j
   }
 }
 
-// Panels of blocks stay in L1/L2 while chunks of up to 6 rows pass over them: up to 6 rows cost one
-// pass over the weights from memory.
+// Accumulator blocks per tile for R rows: the most that keeps every register in place (see tile).
+template <class W>
+constexpr int blocks_for(int rows) {
+  constexpr bool bf16 = std::is_same_v<W, uint16_t>;  // one register fewer: the unpack's zero
+  return rows == 1 ? 6 : rows == 2 ? 4 : rows == 3 ? 3 : rows == 4 ? (bf16 ? 2 : 3) : 2;
+}
+
+// Rows per chunk: chunks of at most 6 rows (5 for bf16, where 6 x 2 accumulators would spill),
+// split evenly: 7 rows go as 4 + 3, not 6 + 1, whose 1-row chunk re-reads a panel for little work.
+template <class W>
+int64_t chunk_rows(int64_t left) {
+  constexpr int64_t kMax = std::is_same_v<W, uint16_t> ? 5 : 6;
+  const int64_t chunks = (left + kMax - 1) / kMax;
+  return (left + chunks - 1) / chunks;
+}
+
+// Panels of blocks stay in L1/L2 while the row chunks pass over them: the first chunk streams the
+// weights from memory, the others re-read the panel from cache.
 template <class W>
 __attribute__((target("avx2,fma"))) void apply_avx2(const W* packed, const Job& j) {
   const int64_t blocks = (j.n + kBlock - 1) / kBlock;
   for (int64_t b0 = 0; b0 < blocks; b0 += kPanelBlocks) {
     const int64_t b1 = std::min(blocks, b0 + kPanelBlocks);
-    for (int64_t r = 0; r < j.m; r += 6) {
-      switch (std::min<int64_t>(j.m - r, 6)) {
-        case 1: row_chunk<1, 6, W>(packed, j, r, b0, b1); break;
-        case 2: row_chunk<2, 4, W>(packed, j, r, b0, b1); break;
-        case 3: row_chunk<3, 3, W>(packed, j, r, b0, b1); break;
-        case 4: row_chunk<4, 3, W>(packed, j, r, b0, b1); break;
-        case 5: row_chunk<5, 2, W>(packed, j, r, b0, b1); break;
-        default: row_chunk<6, 2, W>(packed, j, r, b0, b1); break;
+    for (int64_t r = 0, rows = 0; r < j.m; r += rows) {
+      rows = chunk_rows<W>(j.m - r);
+      switch (rows) {
+        case 1: row_chunk<1, blocks_for<W>(1), W>(packed, j, r, b0, b1); break;
+        case 2: row_chunk<2, blocks_for<W>(2), W>(packed, j, r, b0, b1); break;
+        case 3: row_chunk<3, blocks_for<W>(3), W>(packed, j, r, b0, b1); break;
+        case 4: row_chunk<4, blocks_for<W>(4), W>(packed, j, r, b0, b1); break;
+        case 5: row_chunk<5, blocks_for<W>(5), W>(packed, j, r, b0, b1); break;
+        default: row_chunk<6, blocks_for<W>(6), W>(packed, j, r, b0, b1); break;
       }
     }
   }
@@ -149,23 +197,26 @@ void dispatch(const W* packed, const Job& j) {
 
 }  // namespace
 
-PackedWeights::PackedWeights(const float* w, int64_t n, int64_t k) : n_(n), k_(k) {
+PackedWeights::PackedWeights(const float* w, int64_t n, int64_t k, std::shared_ptr<WeightArena> arena)
+    : n_(n), k_(k), bf16_(false), arena_(arena ? std::move(arena) : std::make_shared<WeightArena>()) {
   if (n < 0 || k < 0 || (!w && n * k > 0))
     throw std::invalid_argument("PackedWeights: bad matrix n=" + std::to_string(n) + " k=" + std::to_string(k));
-  const int64_t blocks = (n + kBlock - 1) / kBlock, size = blocks * kBlock * k;
-  const bool compact = bf16_exact(w, n * k);
-  if (compact) bf16_.assign(static_cast<size_t>(size), 0);
-  else f32_.assign(static_cast<size_t>(size), 0.f);
+  const int64_t size = (n + kBlock - 1) / kBlock * kBlock * k;
+  bf16_ = bf16_exact(w, n * k);
+  void* data = arena_->allocate(static_cast<size_t>(size) * (bf16_ ? sizeof(uint16_t) : sizeof(float)));
+  data_ = data;
+  auto* half = static_cast<uint16_t*>(data);
+  auto* full = static_cast<float*>(data);
   for (int64_t c = 0; c < n; ++c)
     for (int64_t i = 0; i < k; ++i) {
-      const int64_t at = ((c / kBlock) * k + i) * kBlock + c % kBlock;
+      const int64_t at = packed_at(c, i, k, bf16_);
       const float v = w[c * k + i];
-      if (compact) {
+      if (bf16_) {
         uint32_t u;
         std::memcpy(&u, &v, sizeof u);
-        bf16_[at] = static_cast<uint16_t>(u >> 16);
+        half[at] = static_cast<uint16_t>(u >> 16);
       } else {
-        f32_[at] = v;
+        full[at] = v;
       }
     }
 }
@@ -180,8 +231,8 @@ void PackedWeights::apply(const float* x, int64_t m, int64_t x_stride, const flo
                                 std::to_string(n_) + ", " + std::to_string(k_) + "] weights");
   if (m == 0 || n == 0) return;
   const Job j{x, x_stride, bias, y, y_stride, m, n, k_};
-  if (bf16()) return dispatch(bf16_.data(), j);
-  dispatch(f32_.data(), j);
+  if (bf16_) return dispatch(static_cast<const uint16_t*>(data_), j);
+  dispatch(static_cast<const float*>(data_), j);
 }
 
 }  // namespace ssd

@@ -13,23 +13,27 @@
 // share the call: a token's logits are bitwise equal in a decode and in a verification.
 //
 // The AVX2+FMA path is chosen at run time; elsewhere a portable loop in the same order (std::fma).
+// The packed values live in a WeightArena (weight_arena.h: huge pages), shared by a model's matrices.
 // Immutable after construction; apply() is const, allocation-free and reentrant (any thread).
 #pragma once
 
 #include <cstdint>
-#include <vector>
+#include <memory>
+
+#include "weight_arena.h"
 
 namespace ssd {
 
 class PackedWeights {
  public:
   PackedWeights() = default;
-  // Copies w ([n, k], row stride k). Throws std::invalid_argument for negative sizes or a null w.
-  PackedWeights(const float* w, int64_t n, int64_t k);
+  // Copies w ([n, k], row stride k) into `arena` (a new one of its own when null). Throws
+  // std::invalid_argument for negative sizes or a null w.
+  PackedWeights(const float* w, int64_t n, int64_t k, std::shared_ptr<WeightArena> arena = nullptr);
 
   int64_t rows() const { return n_; }
   int64_t cols() const { return k_; }
-  bool bf16() const { return !bf16_.empty(); }
+  bool bf16() const { return bf16_; }
 
   // y[m, :outputs] = x[m, k] W[:outputs]^T (+ bias); outputs < 0 means all n rows of W. Row strides in
   // elements. Throws std::invalid_argument on bad sizes, strides or null pointers.
@@ -38,8 +42,9 @@ class PackedWeights {
 
  private:
   int64_t n_ = 0, k_ = 0;
-  std::vector<uint16_t> bf16_;
-  std::vector<float> f32_;
+  bool bf16_ = false;
+  std::shared_ptr<WeightArena> arena_;  // owns data_
+  const void* data_ = nullptr;
 };
 
 }  // namespace ssd

@@ -40,7 +40,7 @@ SSD_TEST(matches_double_product_for_every_tile_shape) {
       const std::vector<float> bias = random_matrix(1, n, 99, false);
       const PackedWeights packed(w.data(), n, k);
       SSD_CHECK_EQ(packed.bf16(), compact);
-      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 13}) {
+      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 13}) {
         const std::vector<float> x = random_matrix(m, k + 3, static_cast<uint32_t>(m + 7), false);
         const int64_t outputs = n > 8 ? n - 3 : n;  // a limited output count, not a block multiple
         std::vector<float> y(static_cast<size_t>(m * (n + 1)), -7.f);
