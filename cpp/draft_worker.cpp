@@ -33,7 +33,11 @@ void DraftWorker::run() {
     try {
       if (!started) runner_->on_worker_start();
       started = true;
-      round(msg);
+      if (msg.warm_only) {
+        warm(msg);
+      } else {
+        round(msg);
+      }
     } catch (const std::exception& e) {
       // The draft side forgets every sequence of the failed round; the target fails them too.
       seqs_.clear();
@@ -65,9 +69,26 @@ static size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int
   return i;
 }
 
+// Prefills the draft KV with the prompts the target is prefilling now (ToDraft::warm_only).
+void DraftWorker::warm(const ToDraft& msg) {
+  apply(msg);
+  ForwardRequest req;
+  for (const DraftJoin& join : msg.joins) {
+    DraftSequence& s = seqs_.at(join.seq_id);
+    const int32_t n = static_cast<int32_t>(s.tokens.size());
+    for (int32_t p = 0; p < n; ++p) req.add_row(s.tokens[p], p, s.lane, p, p == n - 1 ? req.out_rows++ : -1);
+    s.kv = s.tokens;
+  }
+  if (req.out_rows > 0) runner_->forward(req);
+}
+
 void DraftWorker::apply(const ToDraft& msg) {
   for (const DraftJoin& join : msg.joins) {
+    auto warmed = seqs_.find(join.seq_id);  // a warm-up's prefill stays valid for the same prompt
+    std::vector<int32_t> kv = warmed == seqs_.end() ? std::vector<int32_t>{} : std::move(warmed->second.kv);
+    kv.resize(common_prefix(kv, join.tokens, join.tokens.size()));
     DraftSequence s;
+    s.kv = std::move(kv);
     s.id = join.seq_id;
     s.lane = join.lane;
     s.tokens = join.tokens;

@@ -65,6 +65,7 @@ class DraftWorker {
   void run();
   void round(ToDraft& msg);
   void apply(const ToDraft& msg);
+  void warm(const ToDraft& msg);
   ToTarget serve(const ToDraft& msg);
   void prespeculate();
 

@@ -40,6 +40,10 @@ struct ToDraft {
   std::vector<SeqOutcome> outcomes;
   std::vector<int64_t> leaves;   // cancelled or failed sequences
   double verify_seconds = 0.0;   // the target's last verification time (for the backup chooser)
+  // A warm-up, sent before the target prefills `joins` (whose tokens are then the prompts alone): the
+  // draft prefills the same prompts meanwhile, and sends no reply. The joins come again, with the first
+  // token, in the next regular message.
+  bool warm_only = false;
 };
 
 struct ToTarget {

@@ -70,6 +70,7 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
     a.metrics.prompt_tokens = n;
   }
   req.out_rows = static_cast<int32_t>(requests.size());
+  warm_draft(requests);
   Logits logits;
   try {
     logits = runner_->forward(req);
@@ -90,6 +91,18 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
     }
     msg->joins.push_back(DraftJoin{a.seq.id, a.seq.lane, a.seq.tokens, a.seq.params});
   }
+}
+
+// Lets the draft prefill the new prompts while the target prefills them (ToDraft::warm_only).
+void TargetWorker::warm_draft(const std::vector<Request>& requests) {
+  if (to_draft_ == nullptr) return;
+  ToDraft warm;
+  warm.warm_only = true;
+  for (const Request& r : requests) {
+    const ActiveSequence& a = active_.at(r.id);
+    warm.joins.push_back(DraftJoin{a.seq.id, a.seq.lane, a.seq.tokens, a.seq.params});
+  }
+  to_draft_->push(std::move(warm));  // a closed channel fails the next exchange instead
 }
 
 Logits TargetWorker::verify_forward(const ToTarget& specs) {

@@ -51,6 +51,7 @@ class TargetWorker {
   void decide(const Logits& logits, const ToTarget& specs, ToDraft* next);
 
   void prefill(std::vector<Request>& requests, ToDraft* msg);
+  void warm_draft(const std::vector<Request>& requests);
   void cancel(ToDraft* msg);
   void commit(ActiveSequence& a, const std::vector<int32_t>& decided);
   void finish(int64_t id, FinishReason reason, const std::string& error);

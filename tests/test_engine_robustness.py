@@ -148,8 +148,9 @@ def assert_idle(engine, slow=None, quiet=0.4):
 
 # --------------------------------------------------------------------------- runner exceptions
 # (mode, side, which forward call of that side raises, counted afresh for each injection).
-# ssd draft calls per first round: K jit steps (the first with the prefill), then the glue forward
-# and K tree steps of pre-speculation; later calls land in later rounds' glue/tree/jit.
+# ssd draft calls of a request: the prompt's prefill (the warm-up, while the target prefills), K jit
+# steps, then the glue forward and K tree steps of pre-speculation; later calls land in later rounds'
+# glue/tree/jit.
 FAULT_CASES = [
     ("ssd", "draft", [1, 2, 4, 5, 7, 13]),
     ("ssd", "target", [1, 2, 4]),
