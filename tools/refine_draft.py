@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_pair import (DEFAULT_OUT, DEFAULT_WORK, distil_loss, eval_loss, get_batch,  # noqa: E402
-                        load_fp32, log, lr_at, make_optimizer, save_model)
+from train_pair import (DEFAULT_OUT, DEFAULT_WORK, eval_loss, get_batch, load_fp32, log,  # noqa: E402
+                        lr_at, make_optimizer, save_model, train_step)
 
 
 @torch.no_grad()
@@ -88,15 +87,7 @@ def refine(draft, target, pool: torch.Tensor, data: np.ndarray, args) -> None:
     for step in range(args.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        x = mixed_batch(pool, data, step, args)
-        logits = draft(input_ids=x[:, :-1]).logits
-        with torch.no_grad():
-            t_logits = target(input_ids=x[:, :-1]).logits
-        loss, ce = distil_loss(logits, t_logits, x[:, 1:], args.kl_weight)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(draft.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss, _ = train_step(draft, target, opt, mixed_batch(pool, data, step, args), args.kl_weight)
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             rate = (step + 1) * per_step / max(1e-9, time.time() - t0)

@@ -199,6 +199,22 @@ def distil_loss(student_logits, teacher_logits, targets, alpha: float):
     return alpha * kl + (1 - alpha) * ce, ce
 
 
+def train_step(model, teacher, opt, x: torch.Tensor, kl_weight: float):
+    """One optimiser step on token rows x: cross-entropy, or distillation when a teacher is given."""
+    logits = model(input_ids=x[:, :-1]).logits
+    if teacher is None:
+        loss = ce = F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
+    else:
+        with torch.no_grad():
+            t_logits = teacher(input_ids=x[:, :-1]).logits
+        loss, ce = distil_loss(logits, t_logits, x[:, 1:], kl_weight)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss, ce
+
+
 @torch.no_grad()
 def eval_loss(model, data: np.ndarray, seq: int, max_tokens: int, batch: int = 8) -> float:
     model.eval()
@@ -239,17 +255,7 @@ def train_stage(kind: str, args, data: dict[str, np.ndarray], vocab: int, eos_id
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total, peak, args.warmup)
         x = get_batch(data["train"], step, seed, args.batch, args.seq)
-        logits = model(input_ids=x[:, :-1]).logits
-        if teacher is None:
-            loss = ce = F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
-        else:
-            with torch.no_grad():
-                t_logits = teacher(input_ids=x[:, :-1]).logits
-            loss, ce = distil_loss(logits, t_logits, x[:, 1:], args.kl_weight)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss, ce = train_step(model, teacher, opt, x, args.kl_weight)
         step += 1
         ema = ce.item() if ema is None else 0.95 * ema + 0.05 * ce.item()
         if step % args.log_every == 0 or step == total:
