@@ -417,6 +417,7 @@ void bind_engine(py::module_& m) {
       .def_readwrite("ngram_n", &EngineConfig::ngram_n)
       .def_readwrite("seed", &EngineConfig::seed)
       .def_readwrite("stats_window", &EngineConfig::stats_window)
+      .def_readwrite("spin_wait_us", &EngineConfig::spin_wait_us)
       .def("validate", &EngineConfig::validate)
       .def_static("field_names", &EngineConfig::field_names)
       .def("__repr__", &EngineConfig::to_string);

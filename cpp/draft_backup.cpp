@@ -60,7 +60,8 @@ void DraftWorker::draft_jit(const std::vector<DraftSequence*>& seqs, std::vector
     n[b] = proposal_budget(*seqs[b], 0);
     steps = std::max(steps, n[b]);
     (*out)[b].source = SpecSource::kJit;
-    (*out)[b].q = std::make_shared<std::vector<float>>(static_cast<size_t>(n[b]) * V);
+    (*out)[b].greedy = !needs_q(seqs[b]->params);
+    if (!(*out)[b].greedy) (*out)[b].q = std::make_shared<std::vector<float>>(static_cast<size_t>(n[b]) * V);
   }
   for (int32_t step = 0; step < steps; ++step) {
     ForwardRequest req;
@@ -92,8 +93,8 @@ void DraftWorker::draft_jit(const std::vector<DraftSequence*>& seqs, std::vector
       Speculation& spec = (*out)[owner[i]];
       spec.tokens.push_back(toks[i]);
       spec.saguaro_f.push_back(draws[i].saguaro_f);
-      std::memcpy(spec.q->data() + static_cast<size_t>(step) * V, logits.row(draws[i].row),
-                  sizeof(float) * V);
+      if (spec.q)
+        std::memcpy(spec.q->data() + static_cast<size_t>(step) * V, logits.row(draws[i].row), sizeof(float) * V);
     }
   }
 }

@@ -101,7 +101,8 @@ void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Log
   int32_t steps = 0;
   for (Branch& br : branches) {
     br.length = proposal_budget(*br.seq, br.j + 1);
-    br.spec.q = std::make_shared<std::vector<float>>(static_cast<size_t>(br.length) * V);
+    br.spec.greedy = !needs_q(br.seq->params);
+    if (!br.spec.greedy) br.spec.q = std::make_shared<std::vector<float>>(static_cast<size_t>(br.length) * V);
     steps = std::max(steps, br.length);
   }
   const int32_t width = 2 * K + 1;
@@ -136,7 +137,7 @@ void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Log
       Speculation& spec = owner[i]->spec;
       spec.tokens.push_back(toks[i]);
       spec.saguaro_f.push_back(draws[i].saguaro_f);
-      std::memcpy(spec.q->data() + static_cast<size_t>(t) * V, logits.row(draws[i].row), sizeof(float) * V);
+      if (spec.q) std::memcpy(spec.q->data() + static_cast<size_t>(t) * V, logits.row(draws[i].row), sizeof(float) * V);
     }
   }
   for (DraftSequence* s : seqs) cache_.begin_round(s->id);

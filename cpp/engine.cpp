@@ -5,10 +5,24 @@
 #include <string>
 
 namespace ssd {
+namespace {
+
+// The channels between the workers poll for spin_wait_us before parking (EngineConfig).
+ChannelSpin worker_spin(const EngineConfig& config) {
+  ChannelSpin spin;
+  spin.poll_ns = static_cast<std::int64_t>(config.spin_wait_us) * 1000;
+  return spin;
+}
+
+}  // namespace
 
 Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
                std::vector<int32_t> eos_ids)
-    : config_(config), stats_(config.K), to_draft_(16), from_draft_(16), events_(1 << 16) {
+    : config_(config),
+      stats_(config.K),
+      to_draft_(16, worker_spin(config)),
+      from_draft_(16, worker_spin(config)),
+      events_(1 << 16) {
   config_.validate();
   if (target == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
   bool needs_draft = config_.mode_enum() != Mode::kAr;

@@ -130,12 +130,13 @@ void EngineConfig::validate() const {
   check_range("ngram_n", ngram_n, 1, kMaxNgramN);
   // seed: every uint64 value is valid.
   check_min("stats_window", stats_window, 1);
+  check_range("spin_wait_us", spin_wait_us, 0, kMaxSpinWaitUs);
 }
 
 std::vector<std::string> EngineConfig::field_names() {
   return {"mode",      "K",           "fan_out_mode", "fan_out_budget", "fan_out_list",
           "backup",    "auto_jit_max_batch",          "saguaro_c",      "max_batch",
-          "max_context", "ngram_n",   "seed",         "stats_window"};
+          "max_context", "ngram_n",   "seed",         "stats_window",   "spin_wait_us"};
 }
 
 std::string EngineConfig::to_string() const {
@@ -145,7 +146,7 @@ std::string EngineConfig::to_string() const {
      << ", backup='" << backup << "', auto_jit_max_batch=" << auto_jit_max_batch
      << ", saguaro_c=" << format_double(saguaro_c) << ", max_batch=" << max_batch
      << ", max_context=" << max_context << ", ngram_n=" << ngram_n << ", seed=" << seed
-     << ", stats_window=" << stats_window << ")";
+     << ", stats_window=" << stats_window << ", spin_wait_us=" << spin_wait_us << ")";
   return os.str();
 }
 

@@ -43,6 +43,7 @@ struct EngineConfig {
   static constexpr int kMaxFanOut = 256;
   static constexpr int kMinContext = 16;
   static constexpr int kMaxNgramN = 8;
+  static constexpr int kMaxSpinWaitUs = 1000000;
 
   std::string mode = "ssd";              // "ssd" | "sd" | "ar"
   int K = 4;                             // draft length, 1..32
@@ -57,6 +58,8 @@ struct EngineConfig {
   int ngram_n = 3;                       // n-gram match length of the ngram backup, 1..8
   std::uint64_t seed = 0;                // engine default seed (requests may override)
   int stats_window = 256;                // rounds of history for online estimates, >= 1
+  int spin_wait_us = 0;                  // a worker polls this long for the other before parking,
+                                         // 0..1000000; > 0 only when each worker has its own cores
 
   // Throws std::invalid_argument on the first invalid field (declaration order).
   void validate() const;

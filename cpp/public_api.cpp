@@ -23,7 +23,8 @@ static_assert(static_cast<int>(FinishReason::kError) == static_cast<int>(ssd::Fi
 static_assert(EngineConfig::kMaxK == ssd::EngineConfig::kMaxK &&
                   EngineConfig::kMaxFanOut == ssd::EngineConfig::kMaxFanOut &&
                   EngineConfig::kMinContext == ssd::EngineConfig::kMinContext &&
-                  EngineConfig::kMaxNgramN == ssd::EngineConfig::kMaxNgramN,
+                  EngineConfig::kMaxNgramN == ssd::EngineConfig::kMaxNgramN &&
+                  EngineConfig::kMaxSpinWaitUs == ssd::EngineConfig::kMaxSpinWaitUs,
               "public EngineConfig limits out of sync");
 }  // namespace
 
@@ -66,6 +67,7 @@ ssd::EngineConfig to_internal(const EngineConfig& c) {
   o.ngram_n = c.ngram_n;
   o.seed = c.seed;
   o.stats_window = c.stats_window;
+  o.spin_wait_us = c.spin_wait_us;
   return o;
 }
 

@@ -28,6 +28,10 @@ struct RequestParams {
   std::vector<int32_t> stop_token_ids;  // stop on these in addition to the model's EOS ids
 };
 
+// Whether verification reads the draft's distribution q for this request: not when greedy
+// (temperature 0 accepts a proposal iff it is the target's argmax), so the draft keeps no q then.
+inline bool needs_q(const RequestParams& p) { return p.temperature != 0.0; }
+
 // The distribution transform of a request (the draft uses the same one).
 inline SamplingParams to_sampling_params(const RequestParams& p) {
   SamplingParams s;

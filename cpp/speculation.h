@@ -17,7 +17,8 @@
 //
 // Invariants (checked by valid(K)): tokens.size() <= K, tokens >= 0; saguaro_f empty or one per
 // token, each >= 0; when onehot: no q and q_block == -1; when sampled with n > 0: q non-null or
-// q_block >= 0 (with q_row0 >= 0).
+// q_block >= 0 (with q_row0 >= 0), unless greedy (made for a temperature-0 request, whose
+// verification compares each token with the target's argmax and reads no q).
 //
 // Threads: a plain value type (moved or copied through Channels); no synchronization of its own. The
 // q buffer must not be written once the speculation is handed to another thread.
@@ -52,7 +53,8 @@ inline const char* to_string(SpecSource s) {
 struct Speculation {
   std::vector<std::int32_t> tokens;         // proposed tokens s1..sn, n = 0..K
   bool onehot = false;                      // deterministic proposals (q_i one-hot at tokens[i])
-  std::shared_ptr<std::vector<float>> q;    // n x V draft logits rows (host), or null
+  std::shared_ptr<std::vector<float>> q;    // n x V draft logits rows (host), or null (onehot, greedy)
+  bool greedy = false;                      // for a greedy request: the draft keeps no q (needs_q)
   std::int32_t q_block = -1;                // engine-owned row block holding the rows, or -1
   std::int32_t q_row0 = 0;                  // first row of tokens[0] in q_block
   std::vector<std::int32_t> saguaro_f;      // per token: Saguaro top-set size (empty = all 0)
@@ -74,7 +76,7 @@ struct Speculation {
     }
     if (q_row0 < 0) return false;
     if (onehot) return q == nullptr && q_block == -1;
-    return tokens.empty() || has_rows();
+    return tokens.empty() || greedy || has_rows();
   }
 
   // Deterministic proposals (e.g. n-gram), or an empty speculation.

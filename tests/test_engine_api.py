@@ -93,3 +93,19 @@ def test_engines_sharing_loaded_models_keep_their_own_caches():
         with ssdcore.Engine(target, draft, mode="ssd", K=3, max_context=128) as second:
             assert second.generate(["class Node:\n"], sp)[0].token_ids
             assert first.generate(["def read(path):\n"], sp)[0].token_ids == before
+
+
+def test_spin_wait_defaults_to_polling_only_on_cores_of_their_own():
+    from ssdcore.engine_setup import PINNED_SPIN_WAIT_US, default_spin_wait_us
+
+    assert default_spin_wait_us([0], [1]) == PINNED_SPIN_WAIT_US > 0
+    assert default_spin_wait_us(None, [1]) == 0 and default_spin_wait_us([0], None) == 0
+    assert default_spin_wait_us([0, 1], [1]) == 0  # shared core: park, never burn it
+    with ssdcore.Engine(mode="sd", K=2, max_batch=1, max_context=128) as e:
+        assert e.config.spin_wait_us == 0
+    with ssdcore.Engine(mode="sd", K=2, max_batch=1, max_context=128, spin_wait_us=250) as e:
+        assert e.config.spin_wait_us == 250
+        out = e.generate([3, 4, 5], ssdcore.SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True))
+        assert len(out[0].token_ids) == 8
+    with pytest.raises(ValueError, match="spin_wait_us"):
+        ssdcore.Engine(mode="sd", K=2, spin_wait_us=-1)

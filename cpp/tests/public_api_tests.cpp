@@ -281,7 +281,7 @@ SSD_TEST(close_finishes_running_requests_and_rejects_new_ones) {
 
 SSD_TEST(config_strings_stats_names_and_version) {
   ssdcore::EngineConfig c;
-  SSD_CHECK_EQ(ssdcore::EngineConfig::field_names().size(), 13u);
+  SSD_CHECK_EQ(ssdcore::EngineConfig::field_names().size(), 14u);
   SSD_CHECK(c.to_string().find("mode='ssd'") != std::string::npos);
   SSD_CHECK(std::string(ssdcore::version()) == SSDCORE_VERSION_STRING);
   SSD_CHECK(std::string(ssdcore::to_string(ssdcore::Phase::kTargetVerify)) == "target_verify");

@@ -197,6 +197,38 @@ SSD_TEST(pop_for_gets_item_pushed_while_waiting) {
   producer.join();
 }
 
+// ChannelSpin::poll_ns: items arriving while the consumer polls, and items arriving after it parked,
+// are both taken; a deadline shorter than the poll is kept; close ends a poll.
+SSD_TEST(polling_consumer_gets_items_and_respects_deadlines_and_close) {
+  ChannelSpin spin;
+  spin.poll_ns = 20'000'000;  // 20 ms
+  Channel<int> ch(4, spin);
+  std::thread producer([&] {
+    ch.push(1);                              // likely while the consumer polls
+    std::this_thread::sleep_for(60ms);       // after the poll: the consumer has parked
+    ch.push(2);
+  });
+  int v = 0;
+  SSD_CHECK(ch.pop(v));
+  SSD_CHECK_EQ(v, 1);
+  SSD_CHECK(ch.pop(v));
+  SSD_CHECK_EQ(v, 2);
+  producer.join();
+  spin.poll_ns = 3'000'000'000;  // 3 s: the deadline and close must cut it short
+  Channel<int> slow(4, spin);
+  auto t0 = Clock::now();
+  SSD_CHECK(slow.pop_for(v, 5ms) == PopStatus::kTimeout);
+  SSD_CHECK(seconds_since(t0) < 1.5);
+  std::thread closer([&] {
+    std::this_thread::sleep_for(5ms);
+    slow.close();
+  });
+  t0 = Clock::now();
+  SSD_CHECK(!slow.pop(v));  // closed while polling: no item, and well before the poll would end
+  SSD_CHECK(seconds_since(t0) < 1.5);
+  closer.join();
+}
+
 SSD_TEST(move_only_items) {
   Channel<std::unique_ptr<int>> ch(2);
   SSD_CHECK(ch.push(std::make_unique<int>(1)));

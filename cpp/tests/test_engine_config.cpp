@@ -132,7 +132,7 @@ SSD_TEST(field_names_in_declaration_order) {
   const std::vector<std::string> expect = {"mode",        "K",       "fan_out_mode", "fan_out_budget",
                                            "fan_out_list", "backup",  "auto_jit_max_batch",
                                            "saguaro_c",   "max_batch", "max_context", "ngram_n",
-                                           "seed",        "stats_window"};
+                                           "seed",        "stats_window", "spin_wait_us"};
   SSD_CHECK(names == expect);
   // Every field appears in to_string(), in the same order.
   const std::string s = EngineConfig().to_string();

@@ -22,6 +22,7 @@ SSD_TEST(engine_config_defaults_mirror_the_runtime) {
   SSD_CHECK_EQ(pub.ngram_n, in.ngram_n);
   SSD_CHECK_EQ(pub.seed, in.seed);
   SSD_CHECK_EQ(pub.stats_window, in.stats_window);
+  SSD_CHECK_EQ(pub.spin_wait_us, in.spin_wait_us);
   SSD_CHECK(ssdcore::EngineConfig::field_names() == ssd::EngineConfig::field_names());
   // A field added to one struct and not the other changes its size.
   SSD_CHECK_EQ(sizeof(ssdcore::EngineConfig), sizeof(ssd::EngineConfig));

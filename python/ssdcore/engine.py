@@ -17,7 +17,7 @@ import weakref
 from typing import Iterator, List, Optional, Sequence, Union
 
 from .engine_config import EngineConfig
-from .engine_setup import build_runners, resolve_config
+from .engine_setup import build_runners, default_spin_wait_us, resolve_config
 from .request_output import RequestOutput, RequestTracker
 from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
 
@@ -38,6 +38,7 @@ class Engine:
                  **config_fields):
         from . import _core
 
+        config_fields.setdefault("spin_wait_us", default_spin_wait_us(target_cores, draft_cores))
         self.config = config or resolve_config(mode=mode, K=K, fan_out=fan_out, backup=backup,
                                                saguaro_c=saguaro_c, **config_fields)
         setup = build_runners(self.config, target, draft, dtype=dtype, target_device=target_device,

@@ -26,6 +26,7 @@ class EngineConfig:
     ngram_n: int = 3                # match length of the ngram backup, 1..8
     seed: int = 0                   # engine default seed (requests without a seed derive theirs)
     stats_window: int = 256         # rounds of history for online estimates
+    spin_wait_us: int = 0           # a worker polls this long for the other before parking, 0..1e6
 
     def to_core(self):
         """The validated C++ ``_core.EngineConfig`` (ValueError naming the field when invalid)."""

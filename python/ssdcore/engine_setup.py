@@ -26,6 +26,23 @@ class EngineSetup:
     eos_ids: tuple
 
 
+# How long a worker polls for the other before parking when each has cores of its own: longer than the
+# draft's idle time in a round (the rest of the verification) and the target's wait for a reply.
+PINNED_SPIN_WAIT_US = 3000
+
+
+def default_spin_wait_us(target_cores, draft_cores) -> int:
+    """spin_wait_us when the caller does not set it: PINNED_SPIN_WAIT_US when the target and the draft
+    are pinned to disjoint cores (polling then burns only a core that would idle), else 0 (park)."""
+    if not target_cores or not draft_cores:
+        return 0
+    try:
+        disjoint = not set(target_cores) & set(draft_cores)
+    except TypeError:  # not iterables of core ids: the runners report that themselves
+        return 0
+    return PINNED_SPIN_WAIT_US if disjoint else 0
+
+
 def resolve_config(mode: str, K: int, fan_out, backup: str, saguaro_c: float, **fields) -> EngineConfig:
     unknown = set(fields) - set(EngineConfig.field_names())
     if unknown:

@@ -23,6 +23,7 @@ struct EngineConfig {
   static constexpr int kMaxFanOut = 256;    // largest fan-out budget (or fan_out_list sum)
   static constexpr int kMinContext = 16;    // smallest max_context
   static constexpr int kMaxNgramN = 8;      // largest ngram_n
+  static constexpr int kMaxSpinWaitUs = 1000000;  // largest spin_wait_us (one second)
 
   std::string mode = "ssd";              // "ssd" (speculative speculative), "sd" (speculative), "ar"
   int K = 4;                             // draft length (tokens proposed per round), 1..32
@@ -37,6 +38,8 @@ struct EngineConfig {
   int ngram_n = 3;                       // match length of the ngram backup, 1..8
   std::uint64_t seed = 0;                // engine default seed
   int stats_window = 256;                // rounds of history for the online estimates, >= 1
+  int spin_wait_us = 0;                  // a worker polls this long for the other before parking,
+                                         // 0..1000000; > 0 only when each worker has its own cores
 
   // Throws std::invalid_argument on the first invalid field (declaration order).
   void validate() const;
