@@ -445,9 +445,10 @@ void bind_engine(py::module_& m) {
            }),
            py::arg("config"), py::arg("target"), py::arg("draft"), py::arg("eos_ids"))
       .def("submit",
-           [](PyEngine& e, std::vector<int32_t> prompt, const RequestParams& p) {
-             return e.engine->submit(std::move(prompt), p);
-           })
+           [](PyEngine& e, std::vector<int32_t> prompt, const RequestParams& p, bool stream) {
+             return e.engine->submit(std::move(prompt), p, stream);
+           },
+           py::arg("prompt"), py::arg("params"), py::arg("stream") = true)
       .def("cancel", [](PyEngine& e, int64_t id) { e.engine->cancel(id); })
       .def("poll",
            [](PyEngine& e, int timeout_ms) -> py::object {

@@ -71,9 +71,9 @@ void Engine::check_request(const std::vector<int32_t>& prompt, const RequestPara
   }
 }
 
-int64_t Engine::submit(std::vector<int32_t> prompt, const RequestParams& params) {
+int64_t Engine::submit(std::vector<int32_t> prompt, const RequestParams& params, bool stream) {
   check_request(prompt, params);
-  return scheduler_.submit(std::move(prompt), params);
+  return scheduler_.submit(std::move(prompt), params, stream);
 }
 
 void Engine::cancel(int64_t id) { scheduler_.cancel(id); }

@@ -8,7 +8,7 @@
 
 namespace ssd {
 
-int64_t Scheduler::submit(std::vector<int32_t> prompt, const RequestParams& params) {
+int64_t Scheduler::submit(std::vector<int32_t> prompt, const RequestParams& params, bool stream) {
   std::lock_guard<std::mutex> lock(m_);
   if (stopped_) throw std::runtime_error("the engine is closed; create a new Engine");
   Request r;
@@ -16,6 +16,7 @@ int64_t Scheduler::submit(std::vector<int32_t> prompt, const RequestParams& para
   r.prompt = std::move(prompt);
   r.params = params;
   r.submit_ns = now_ns();
+  r.stream = stream;
   int64_t id = r.id;
   queue_.push_back(std::move(r));
   cv_.notify_all();

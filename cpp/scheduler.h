@@ -21,12 +21,15 @@ struct Request {
   std::vector<int32_t> prompt;
   RequestParams params;
   int64_t submit_ns = 0;
+  // true: an output event per round that commits tokens; false: one event at the finish carrying
+  // every generated token (no wake-up per round for a caller that only wants the result).
+  bool stream = true;
 };
 
 class Scheduler {
  public:
   // Any thread. submit() returns the request id; it throws std::runtime_error once stopped.
-  int64_t submit(std::vector<int32_t> prompt, const RequestParams& params);
+  int64_t submit(std::vector<int32_t> prompt, const RequestParams& params, bool stream = true);
   void cancel(int64_t id);
   void stop();
   bool stopped() const;

@@ -67,6 +67,7 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
     a.seq.tokens = r.prompt;
     a.seq.params = r.params;
     a.submit_ns = r.submit_ns;
+    a.stream = r.stream;
     a.metrics.prompt_tokens = n;
   }
   req.out_rows = static_cast<int32_t>(requests.size());
@@ -175,7 +176,7 @@ void TargetWorker::commit(ActiveSequence& a, const std::vector<int32_t>& decided
   size_t before = a.seq.tokens.size();
   int32_t n = a.seq.commit(decided.data(), static_cast<int32_t>(decided.size()), eos_ids_);
   stats_->record_tokens(n);
-  if (n == 0 && !a.seq.finished()) return;
+  if ((n == 0 && !a.seq.finished()) || !a.stream) return;  // !stream: the finish event carries them
   OutputEvent ev;
   ev.seq_id = a.seq.id;
   ev.tokens.assign(a.seq.tokens.begin() + before, a.seq.tokens.end());

@@ -124,6 +124,7 @@ void TargetWorker::finish(int64_t id, FinishReason reason, const std::string& er
   a.metrics.accepted_drafts = a.seq.accepted_drafts;
   if (a.first_token_ns > 0) a.metrics.decode_seconds = (now_ns() - a.first_token_ns) * 1e-9;
   ev.metrics = a.metrics;
+  if (!a.stream) ev.tokens.assign(a.seq.tokens.begin() + a.seq.prompt_len, a.seq.tokens.end());
   free_lanes_.push_back(a.seq.lane);
   active_.erase(it);
   events_->push(std::move(ev));

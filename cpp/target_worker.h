@@ -31,6 +31,7 @@ struct ActiveSequence {
   RequestMetrics metrics;
   int64_t submit_ns = 0;
   int64_t first_token_ns = 0;
+  bool stream = true;  // Request::stream
 };
 
 class TargetWorker {

@@ -134,7 +134,9 @@ class Engine:
             self._requests += 1
             seed = sp.seed if sp.seed is not None else _derive_seed(self.config.seed, self._requests)
             q: queue.Queue = queue.Queue()
-            rid = self._core.submit(ids, sp.to_core(seed))
+            # a caller that only wants the result gets one event at the finish, not one per round
+            # (stop strings are matched on the way, so they need every round's tokens)
+            rid = self._core.submit(ids, sp.to_core(seed), stream=not lazy or bool(sp.stop))
             self._queues[rid] = q
         out = RequestOutput(request_id=rid, prompt=text, prompt_token_ids=list(ids))
         return RequestTracker(out, self.tokenizer, sp.stop, lazy), q
