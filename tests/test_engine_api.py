@@ -109,3 +109,23 @@ def test_spin_wait_defaults_to_polling_only_on_cores_of_their_own():
         assert len(out[0].token_ids) == 8
     with pytest.raises(ValueError, match="spin_wait_us"):
         ssdcore.Engine(mode="sd", K=2, spin_wait_us=-1)
+
+
+def _events(engine, prompt, sp, lazy):
+    tracker, q = engine._submit(prompt, sp, lazy=lazy)
+    events = []
+    while not events or not events[-1].get("finish"):
+        events.append(q.get(timeout=30))
+    engine._forget(tracker.out.request_id)
+    return events
+
+
+def test_generate_gets_one_event_unless_it_streams_or_matches_stop_strings(engine):
+    sp = ssdcore.SamplingParams(max_tokens=24, temperature=0.0, ignore_eos=True)
+    whole = _events(engine, "def main(argv=None):\n", sp, lazy=True)  # generate(): one event
+    assert len(whole) == 1 and whole[0]["finish"] == "length" and len(whole[0]["tokens"]) == 24
+    rounds = _events(engine, "def main(argv=None):\n", sp, lazy=False)  # stream(): one per round
+    assert len(rounds) > 2
+    assert [t for ev in rounds for t in ev.get("tokens", [])] == whole[0]["tokens"]
+    stop = ssdcore.SamplingParams(max_tokens=24, temperature=0.0, ignore_eos=True, stop=["\x00never"])
+    assert len(_events(engine, "def main(argv=None):\n", stop, lazy=True)) > 2  # stop strings: per round
