@@ -116,7 +116,7 @@ __attribute__((target("avx2,fma"))) void tile(const W* packed, const Job& j, int
   const int64_t k = j.k;  // a local bound: with j.k GCC keeps every accumulator in memory
   int64_t p = 0;
   __m256 w[NV];
-  if constexpr (std::is_same_v<W, uint16_t>) {  // column pairs: one load, two unpacks (see paired_at)
+  if constexpr (std::is_same_v<W, uint16_t>) {  // column pairs: one load, two unpacks (see packed_at)
     const __m256i zero = _mm256_setzero_si256();
     for (; p + 2 <= k; p += 2) {
       if (kPrefetch)  // a compile-time branch: a run-time one makes GCC keep acc in memory

@@ -134,15 +134,14 @@ void TargetWorker::decide(const Logits& logits, const ToTarget& specs, ToDraft* 
   in.tokens.assign(B * K, 0);
   in.fanout.assign(B * K, 0);
   bool any_sampled = false;
-  for (const auto& entry : specs.specs)
-    any_sampled |= !entry.second.onehot && entry.second.q && needs_q(active_.at(entry.first).seq.params);
+  for (const auto& entry : specs.specs) any_sampled |= !entry.second.onehot && entry.second.q;
   if (any_sampled) in.draft_logits.assign(B * K * V, 0.0f);
   for (size_t b = 0; b < B; ++b) {
     const Sequence& s = active_.at(specs.specs[b].first).seq;
     const Speculation& spec = specs.specs[b].second;
     SeqVerifyParams p = verify_params(s.params, config_.saguaro_c, s.pending_position() + 1);
     p.draft_len = static_cast<int32_t>(spec.tokens.size());
-    p.onehot = spec.onehot || !spec.q || !needs_q(s.params) ? 1 : 0;
+    p.onehot = spec.onehot || !spec.q ? 1 : 0;
     in.params.push_back(p);
     for (int32_t i = 0; i < p.draft_len; ++i) {
       in.tokens[b * K + i] = spec.tokens[i];

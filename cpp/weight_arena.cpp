@@ -39,16 +39,13 @@ WeightArena::Chunk WeightArena::map_chunk(size_t bytes) {
   const auto start = reinterpret_cast<size_t>(c.map);
   c.base = static_cast<char*>(c.map) + (round_up(start, kHugePage) - start);
 #ifdef MADV_HUGEPAGE
-  advised_ = advised_ && madvise(c.base, c.size, MADV_HUGEPAGE) == 0;
-#else
-  advised_ = false;
+  madvise(c.base, c.size, MADV_HUGEPAGE);  // advice only: without THP the chunk keeps 4 KiB pages
 #endif
 #else
   c.map_bytes = c.size;
   c.map = ::operator new(c.size, std::align_val_t{kHugePage});
   std::memset(c.map, 0, c.size);
   c.base = static_cast<char*>(c.map);
-  advised_ = false;
 #endif
   return c;
 }

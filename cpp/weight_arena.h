@@ -31,8 +31,7 @@ class WeightArena {
   // `bytes` of zeroed memory, 64-byte aligned. Throws std::bad_alloc when the OS refuses.
   void* allocate(size_t bytes);
 
-  size_t bytes_used() const;      // the sum of the allocations, with their alignment padding
-  bool huge_pages_advised() const { return advised_; }  // madvise(MADV_HUGEPAGE) accepted on every chunk
+  size_t bytes_used() const;  // the sum of the allocations, with their alignment padding
 
  private:
   struct Chunk {
@@ -43,7 +42,6 @@ class WeightArena {
   };
   Chunk map_chunk(size_t bytes);
   std::vector<Chunk> chunks_;
-  bool advised_ = true;
 };
 
 }  // namespace ssd
