@@ -89,14 +89,21 @@ __attribute__((target("avx2,fma"))) void linear_avx2(const CpuLinearArgs& a) {
 }
 
 bool detect_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+// libgcc's and compiler-rt's checks include the OS's support for the AVX-512 register state.
+bool detect_avx512() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw");
+}
 #else
 bool detect_avx2() { return false; }
+bool detect_avx512() { return false; }
 #endif
 
-// SSD_DISABLE_AVX2=1 (any value but empty or 0) selects the portable loops: for tests of that path on
-// AVX2 machines and for comparing the two.
-bool avx2_disabled_by_env() {
-  const char* v = std::getenv("SSD_DISABLE_AVX2");
+// `name`=1 (any value but empty or 0) switches a path off: SSD_DISABLE_AVX2 selects the portable loops,
+// SSD_DISABLE_AVX512 the AVX2 tiles of packed_linear.cpp; for tests of those paths on machines that have
+// the instructions, and for comparing them.
+bool disabled_by_env(const char* name) {
+  const char* v = std::getenv(name);
   return v && *v && std::string(v) != "0";
 }
 
@@ -115,9 +122,16 @@ void check_args(const CpuLinearArgs& a) {
 }  // namespace
 
 bool cpu_linear_uses_avx2() {
-  static const bool avx2 = detect_avx2() && !avx2_disabled_by_env();
+  static const bool avx2 = detect_avx2() && !disabled_by_env("SSD_DISABLE_AVX2");
   return avx2;
 }
+
+bool cpu_linear_uses_avx512() {
+  static const bool avx512 = cpu_linear_uses_avx2() && detect_avx512() && !disabled_by_env("SSD_DISABLE_AVX512");
+  return avx512;
+}
+
+const char* cpu_kernel_isa() { return cpu_linear_uses_avx512() ? "avx512" : cpu_linear_uses_avx2() ? "avx2" : "portable"; }
 
 void cpu_linear(const CpuLinearArgs& args) {
   check_args(args);

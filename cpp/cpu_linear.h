@@ -40,6 +40,11 @@ void cpu_linear(const CpuLinearArgs& args);
 
 // True when the AVX2+FMA paths (here and in packed_linear.cpp) are in use on this CPU.
 bool cpu_linear_uses_avx2();
+// True when packed_linear.cpp also uses its AVX-512VL/BW tiles (32 registers): the CPU has them and
+// neither SSD_DISABLE_AVX2 nor SSD_DISABLE_AVX512 is set.
+bool cpu_linear_uses_avx512();
+// "avx512", "avx2" or "portable": the widest of those paths in use.
+const char* cpu_kernel_isa();
 
 // Reference for tests: the same product with double accumulation, no vector code.
 void cpu_linear_reference(const CpuLinearArgs& args);

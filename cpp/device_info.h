@@ -10,7 +10,8 @@ namespace ssd {
 
 bool cuda_kernels_built();
 int cuda_device_count();
-// A one-line human-readable description ("CUDA kernels: built (sm 80,90); devices: 0 (no driver)").
+// A one-line human-readable description ("CUDA kernels: built; devices: 0 (no driver); CPU kernels:
+// avx512"): the CUDA build and devices, then the CPU kernel path in use (cpu_linear.h).
 std::string device_summary();
 
 }  // namespace ssd

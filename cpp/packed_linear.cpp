@@ -18,7 +18,7 @@ namespace ssd {
 namespace {
 
 constexpr int64_t kBlock = 8;          // output rows of W per block (one AVX2 vector)
-constexpr int64_t kPanelBlocks = 24;   // blocks kept in cache while every row chunk passes (lcm of NV)
+constexpr int64_t kPanelBlocks = 24;   // blocks kept in cache while every row chunk passes (NV divides it)
 constexpr int64_t kPrefetchBytes = 16 << 10;  // first pass: prefetch this far ahead in the stream
 
 struct Job {
@@ -71,14 +71,18 @@ void apply_portable(const W* packed, const Job& j) {
 }
 
 #ifdef SSD_X86_KERNELS
-__attribute__((target("avx2,fma"))) inline __m256 load8(const float* w) { return _mm256_loadu_ps(w); }
-__attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* w) {
+// The tile code below is written once with AVX2 intrinsics and force-inlined into two entry points:
+// apply_avx2 (16 vector registers) and apply_avx512 (AVX-512VL/BW: the same 256-bit operations, EVEX
+// encoded, with 32 registers, hence larger tiles). Every output is the same fma chain either way.
+#define SSD_TILE __attribute__((always_inline, target("avx2,fma"))) inline
+SSD_TILE __m256 load8(const float* w) { return _mm256_loadu_ps(w); }
+SSD_TILE __m256 load8(const uint16_t* w) {
   const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 
 // Adds the bias and stores the 8 outputs of block `b` for row r (fewer in the last, padded block).
-__attribute__((target("avx2,fma"))) inline void store_block(const Job& j, __m256 acc, int64_t r, int64_t b) {
+SSD_TILE void store_block(const Job& j, __m256 acc, int64_t r, int64_t b) {
   const int64_t c = b * kBlock, valid = std::min(kBlock, j.n - c);
   float* y = j.y + r * j.y_stride + c;
   if (valid == kBlock) {
@@ -92,7 +96,7 @@ __attribute__((target("avx2,fma"))) inline void store_block(const Job& j, __m256
 
 // acc[i][v] += w[v] * x[i][p] for the R rows: one broadcast activation per row.
 template <int R, int NV>
-__attribute__((target("avx2,fma"))) inline void fma_rows(__m256 (&acc)[R][NV], const __m256 (&w)[NV],
+SSD_TILE void fma_rows(__m256 (&acc)[R][NV], const __m256 (&w)[NV],
                                                          const float* const (&x)[R], int64_t p) {
   _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i) {
     const __m256 xv = _mm256_broadcast_ss(x[i] + p);
@@ -104,7 +108,7 @@ __attribute__((target("avx2,fma"))) inline void fma_rows(__m256 (&acc)[R][NV], c
 // Shapes keep R * NV + NV + 2 <= 16 vector registers (AVX2 has 16; the 2 are the broadcast and the
 // zero of the bf16 unpack): a spilled accumulator costs a store per step and halves the throughput.
 template <int R, int NV, bool kPrefetch, class W>
-__attribute__((target("avx2,fma"))) void tile(const W* packed, const Job& j, int64_t r, int64_t b) {
+SSD_TILE void tile(const W* packed, const Job& j, int64_t r, int64_t b) {
   __m256 acc[R][NV];
   _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i)
     _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
@@ -138,7 +142,7 @@ __attribute__((target("avx2,fma"))) void tile(const W* packed, const Job& j, int
 }
 
 template <int R, int NV, class W>
-__attribute__((target("avx2,fma"))) void row_chunk(const W* packed, const Job& j, int64_t r, int64_t b0, int64_t b1) {
+SSD_TILE void row_chunk(const W* packed, const Job& j, int64_t r, int64_t b0, int64_t b1) {
   int64_t b = b0;
   if (r == 0) {  // the first chunk streams the weights from memory
     for (; b + NV <= b1; b += NV) tile<R, NV, true, W>(packed, j, r, b);
@@ -149,47 +153,73 @@ __attribute__((target("avx2,fma"))) void row_chunk(const W* packed, const Job& j
   }
 }
 
-// Accumulator blocks per tile for R rows: the most that keeps every register in place (see tile).
+// Accumulator blocks per tile for R rows with `regs` vector registers: the most that keeps every register
+// in place (see tile), among divisors of kPanelBlocks so that panels split into whole tiles. With 32
+// registers up to 5 rows keep the 16-register shapes: wider tiles measured slower there (more weight
+// streams at once while a few rows' work is bound by memory).
 template <class W>
-constexpr int blocks_for(int rows) {
+constexpr int blocks_for(int rows, int regs) {
   constexpr bool bf16 = std::is_same_v<W, uint16_t>;  // one register fewer: the unpack's zero
-  return rows == 1 ? 6 : rows == 2 ? 4 : rows == 3 ? 3 : rows == 4 ? (bf16 ? 2 : 3) : 2;
+  if (regs < 32) return rows == 1 ? 6 : rows == 2 ? 4 : rows == 3 ? 3 : rows == 4 ? (bf16 ? 2 : 3) : 2;
+  if (rows <= 5) return blocks_for<W>(rows, 16);
+  return rows <= 8 ? 3 : 2;
 }
 
-// Rows per chunk: chunks of at most 6 rows (5 for bf16, where 6 x 2 accumulators would spill),
-// split evenly: 7 rows go as 4 + 3, not 6 + 1, whose 1-row chunk re-reads a panel for little work.
+// The largest row chunk: 6 rows with 16 registers (5 for bf16, where 6 x 2 accumulators would spill),
+// 8 with 32 (8 x 3 accumulators; measured: 9-12 rows x 2 blocks run slower than two chunks).
 template <class W>
+constexpr int max_chunk_rows(int regs) {
+  return regs >= 32 ? 8 : std::is_same_v<W, uint16_t> ? 5 : 6;
+}
+
+// Rows per chunk: chunks of at most max_chunk_rows, split evenly: 7 rows with 16 registers go as 4 + 3,
+// not 6 + 1, whose 1-row chunk re-reads a panel for little work.
+template <class W, int Regs>
 int64_t chunk_rows(int64_t left) {
-  constexpr int64_t kMax = std::is_same_v<W, uint16_t> ? 5 : 6;
+  constexpr int64_t kMax = max_chunk_rows<W>(Regs);
   const int64_t chunks = (left + kMax - 1) / kMax;
   return (left + chunks - 1) / chunks;
 }
 
+// row_chunk for a run-time row count `rows` (1..max_chunk_rows): R counts up to it at compile time.
+template <class W, int Regs, int R = 1>
+SSD_TILE void chunk_of(const W* packed, const Job& j, int64_t rows, int64_t r, int64_t b0, int64_t b1) {
+  if constexpr (R < max_chunk_rows<W>(Regs)) {
+    if (rows > R) return chunk_of<W, Regs, R + 1>(packed, j, rows, r, b0, b1);
+  }
+  row_chunk<R, blocks_for<W>(R, Regs), W>(packed, j, r, b0, b1);
+}
+
 // Panels of blocks stay in L1/L2 while the row chunks pass over them: the first chunk streams the
 // weights from memory, the others re-read the panel from cache.
-template <class W>
-__attribute__((target("avx2,fma"))) void apply_avx2(const W* packed, const Job& j) {
+template <class W, int Regs>
+SSD_TILE void apply_tiles(const W* packed, const Job& j) {
   const int64_t blocks = (j.n + kBlock - 1) / kBlock;
   for (int64_t b0 = 0; b0 < blocks; b0 += kPanelBlocks) {
     const int64_t b1 = std::min(blocks, b0 + kPanelBlocks);
     for (int64_t r = 0, rows = 0; r < j.m; r += rows) {
-      rows = chunk_rows<W>(j.m - r);
-      switch (rows) {
-        case 1: row_chunk<1, blocks_for<W>(1), W>(packed, j, r, b0, b1); break;
-        case 2: row_chunk<2, blocks_for<W>(2), W>(packed, j, r, b0, b1); break;
-        case 3: row_chunk<3, blocks_for<W>(3), W>(packed, j, r, b0, b1); break;
-        case 4: row_chunk<4, blocks_for<W>(4), W>(packed, j, r, b0, b1); break;
-        case 5: row_chunk<5, blocks_for<W>(5), W>(packed, j, r, b0, b1); break;
-        default: row_chunk<6, blocks_for<W>(6), W>(packed, j, r, b0, b1); break;
-      }
+      rows = chunk_rows<W, Regs>(j.m - r);
+      chunk_of<W, Regs>(packed, j, rows, r, b0, b1);
     }
   }
 }
+
+template <class W>
+__attribute__((target("avx2,fma"))) void apply_avx2(const W* packed, const Job& j) {
+  apply_tiles<W, 16>(packed, j);
+}
+
+template <class W>
+__attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw"))) void apply_avx512(const W* packed, const Job& j) {
+  apply_tiles<W, 32>(packed, j);
+}
+#undef SSD_TILE
 #endif
 
 template <class W>
 void dispatch(const W* packed, const Job& j) {
 #ifdef SSD_X86_KERNELS
+  if (cpu_linear_uses_avx512()) return apply_avx512<W>(packed, j);
   if (cpu_linear_uses_avx2()) return apply_avx2<W>(packed, j);
 #endif
   apply_portable<W>(packed, j);

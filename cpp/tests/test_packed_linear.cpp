@@ -1,6 +1,7 @@
 // test_packed_linear.cpp: PackedWeights against a double-precision product over row counts that hit
 // every tile shape (and several row chunks), output counts that are not a multiple of the 8-row block,
-// float32 and bfloat16-exact weights, bias and strides; batch invariance (bitwise); errors.
+// float32 and bfloat16-exact weights, bias and strides; batch invariance (bitwise); the exact fma order
+// (the same bits on every path); errors.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -40,7 +41,7 @@ SSD_TEST(matches_double_product_for_every_tile_shape) {
       const std::vector<float> bias = random_matrix(1, n, 99, false);
       const PackedWeights packed(w.data(), n, k);
       SSD_CHECK_EQ(packed.bf16(), compact);
-      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 13}) {
+      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17}) {
         const std::vector<float> x = random_matrix(m, k + 3, static_cast<uint32_t>(m + 7), false);
         const int64_t outputs = n > 8 ? n - 3 : n;  // a limited output count, not a block multiple
         std::vector<float> y(static_cast<size_t>(m * (n + 1)), -7.f);
@@ -62,13 +63,13 @@ SSD_TEST(matches_double_product_for_every_tile_shape) {
 }
 
 SSD_TEST(rows_are_batch_invariant_and_bf16_equals_float32) {
-  const int64_t n = 77, k = 96;
-  const std::vector<float> w = random_matrix(n, k, 3, true), x = random_matrix(13, k, 4, false);
+  const int64_t n = 77, k = 96, m = 19;
+  const std::vector<float> w = random_matrix(n, k, 3, true), x = random_matrix(m, k, 4, false);
   const PackedWeights packed(w.data(), n, k);
-  std::vector<float> all(13 * n);
-  packed.apply(x.data(), 13, k, nullptr, all.data(), n);
-  for (int64_t rows : {1, 2, 3, 4, 5, 6})
-    for (int64_t first = 0; first + rows <= 13; first += 3) {
+  std::vector<float> all(m * n);
+  packed.apply(x.data(), m, k, nullptr, all.data(), n);
+  for (int64_t rows : {1, 2, 3, 4, 5, 6, 7, 8, 9, 11})
+    for (int64_t first = 0; first + rows <= m; first += 3) {
       std::vector<float> part(rows * n);
       packed.apply(x.data() + first * k, rows, k, nullptr, part.data(), n);
       SSD_CHECK(std::memcmp(part.data(), all.data() + first * n, part.size() * sizeof(float)) == 0);
@@ -77,11 +78,32 @@ SSD_TEST(rows_are_batch_invariant_and_bf16_equals_float32) {
   w_inexact[5 * k] = std::nextafter(w_inexact[5 * k], 1e9f);
   const PackedWeights f32(w_inexact.data(), n, k);
   SSD_CHECK(!f32.bf16());
-  std::vector<float> y32(13 * n);
-  f32.apply(x.data(), 13, k, nullptr, y32.data(), n);
-  for (int64_t r = 0; r < 13; ++r)  // rows of W other than row 5 are the same values: same bits
+  std::vector<float> y32(m * n);
+  f32.apply(x.data(), m, k, nullptr, y32.data(), n);
+  for (int64_t r = 0; r < m; ++r)  // rows of W other than row 5 are the same values: same bits
     for (int64_t c = 0; c < n; ++c)
       if (c != 5) SSD_CHECK_EQ(y32[r * n + c], all[r * n + c]);
+}
+
+// The documented order, whatever the path (portable, AVX2, AVX-512: CTest runs this binary under each):
+// a float fma chain over i = 0..k-1 from 0, then + bias. So every path gives the same bits.
+SSD_TEST(every_output_is_the_documented_fma_chain) {
+  for (bool compact : {false, true}) {
+    const int64_t n = 45, k = 67;
+    const std::vector<float> w = random_matrix(n, k, 11, compact), bias = random_matrix(1, n, 12, false);
+    const PackedWeights packed(w.data(), n, k);
+    for (int64_t m : {1, 3, 5, 6, 8, 12, 21}) {
+      const std::vector<float> x = random_matrix(m, k, static_cast<uint32_t>(m), false);
+      std::vector<float> y(m * n);
+      packed.apply(x.data(), m, k, bias.data(), y.data(), n);
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t c = 0; c < n; ++c) {
+          float s = 0.f;
+          for (int64_t i = 0; i < k; ++i) s = std::fma(w[c * k + i], x[r * k + i], s);
+          SSD_CHECK_EQ(y[r * n + c], s + bias[c]);
+        }
+    }
+  }
 }
 
 SSD_TEST(rejects_bad_arguments) {

@@ -41,7 +41,7 @@ def cuda_available() -> bool:
 
 
 def device_summary() -> str:
-    """One line describing the CUDA kernels in this build and the GPUs seen."""
+    """One line describing the CUDA kernels in this build, the GPUs seen and the CPU kernel path."""
     from . import _core
 
     return str(_core.device_summary())
