@@ -79,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-tokens", type=_positive(int), default=96)
     b.add_argument("--temperature", type=float, nargs="+", default=[0.0, 1.0])
     b.add_argument("--batch", type=_positive(int), nargs="+", default=[1])
-    b.add_argument("--sd-K", type=_positive(int), nargs="+", default=[2, 3, 4])
-    b.add_argument("--ssd-K", type=_positive(int), nargs="+", default=[4])
-    b.add_argument("--ssd-fan-out", type=_fan_out, nargs="+", default=[4, 6])
+    b.add_argument("--sd-K", type=_positive(int), nargs="+", default=[3, 4, 5, 6])
+    b.add_argument("--ssd-K", type=_positive(int), nargs="+", default=[4, 5])
+    b.add_argument("--ssd-fan-out", type=_fan_out, nargs="+", default=[5, 6])
     b.add_argument("--ssd-backup", nargs="+", choices=["auto", "jit", "ngram", "none"],
                    help="backups to compare for ssd (default: auto and ngram, or --backup when not auto)")
     b.add_argument("--repeats", type=_positive(int), default=5)
