@@ -127,11 +127,14 @@ bool cpu_linear_uses_avx2() {
 }
 
 bool cpu_linear_uses_avx512() {
-  static const bool avx512 = cpu_linear_uses_avx2() && detect_avx512() && !disabled_by_env("SSD_DISABLE_AVX512");
+  static const bool avx512 =
+      cpu_linear_uses_avx2() && detect_avx512() && !disabled_by_env("SSD_DISABLE_AVX512");
   return avx512;
 }
 
-const char* cpu_kernel_isa() { return cpu_linear_uses_avx512() ? "avx512" : cpu_linear_uses_avx2() ? "avx2" : "portable"; }
+const char* cpu_kernel_isa() {
+  return cpu_linear_uses_avx512() ? "avx512" : cpu_linear_uses_avx2() ? "avx2" : "portable";
+}
 
 void cpu_linear(const CpuLinearArgs& args) {
   check_args(args);

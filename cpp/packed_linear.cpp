@@ -210,7 +210,8 @@ __attribute__((target("avx2,fma"))) void apply_avx2(const W* packed, const Job& 
 }
 
 template <class W>
-__attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw"))) void apply_avx512(const W* packed, const Job& j) {
+__attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw")))
+void apply_avx512(const W* packed, const Job& j) {
   apply_tiles<W, 32>(packed, j);
 }
 #undef SSD_TILE

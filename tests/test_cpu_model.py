@@ -4,7 +4,8 @@ For every family flag the native code handles (Llama; Qwen2's QKV bias; Qwen3's 
 sliding window) the same calls are made on a fresh cache through both paths: prefills of two lanes,
 a mixed-length multi-lane verification, and SSD tree steps. Then: batch invariance (a token's logits
 are bitwise the same in a decode, a verification and a tree branch), the bfloat16 weight copy
-(bitwise equal to float32), which models take the native path, and its errors.
+(bitwise equal to float32), which models take the native path, its errors, and the same bits from every
+CPU kernel path (AVX-512, AVX2, portable; each in a subprocess, since the path is chosen once per process).
 """
 import pytest
 import torch
@@ -124,3 +125,40 @@ def test_native_errors_name_the_array(model):
     with pytest.raises(ValueError, match="tokens: dtype int32"):
         native.forward({k: None if v is None else v.__dlpack__() for k, v in arrays.items()}, 128)
     assert model.decode([0], [[7]], [3]).shape == (1, 1, 128)  # still usable
+
+
+_PATH_SCRIPT = """
+import sys, torch
+from ssdcore.models import load_model
+from ssdcore.models.testing import save_random_checkpoint
+import test_cpu_model as t
+torch.set_num_threads(1)
+save_random_checkpoint(sys.argv[1], "llama", seed=11, tokenizer=False)
+torch.save([o.clone() for o in t.script(load_model(sys.argv[1]).model)], sys.argv[2])
+print(__import__("ssdcore").device_summary())
+"""
+
+
+def test_every_cpu_kernel_path_gives_the_same_bits(tmp_path):
+    """The AVX-512, AVX2 and portable kernels compute each output in the same order: same logits."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = {}
+    for path in ("default", "SSD_DISABLE_AVX512", "SSD_DISABLE_AVX2"):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(__file__)] + sys.path))
+        if path != "default":
+            env[path] = "1"
+        args = [sys.executable, "-c", _PATH_SCRIPT, str(tmp_path / path), str(tmp_path / f"{path}.pt")]
+        run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "CPU kernels: " in run.stdout
+        if path == "SSD_DISABLE_AVX2":
+            assert "CPU kernels: portable" in run.stdout
+        if path == "SSD_DISABLE_AVX512":
+            assert "CPU kernels: avx512" not in run.stdout
+        outputs[path] = torch.load(tmp_path / f"{path}.pt")
+    for path, logits in outputs.items():
+        for a, b in zip(logits, outputs["default"]):
+            assert torch.equal(a, b), f"{path} differs from the default path"
