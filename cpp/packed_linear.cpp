@@ -96,8 +96,7 @@ SSD_TILE void store_block(const Job& j, __m256 acc, int64_t r, int64_t b) {
 
 // acc[i][v] += w[v] * x[i][p] for the R rows: one broadcast activation per row.
 template <int R, int NV>
-SSD_TILE void fma_rows(__m256 (&acc)[R][NV], const __m256 (&w)[NV],
-                                                         const float* const (&x)[R], int64_t p) {
+SSD_TILE void fma_rows(__m256 (&acc)[R][NV], const __m256 (&w)[NV], const float* const (&x)[R], int64_t p) {
   _Pragma("GCC unroll 16") for (int i = 0; i < R; ++i) {
     const __m256 xv = _mm256_broadcast_ss(x[i] + p);
     _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(w[v], xv, acc[i][v]);
@@ -105,8 +104,9 @@ SSD_TILE void fma_rows(__m256 (&acc)[R][NV], const __m256 (&w)[NV],
 }
 
 // Rows [r, r + R) x blocks [b, b + NV): R * NV accumulators, one broadcast activation per row and step.
-// Shapes keep R * NV + NV + 2 <= 16 vector registers (AVX2 has 16; the 2 are the broadcast and the
-// zero of the bf16 unpack): a spilled accumulator costs a store per step and halves the throughput.
+// Shapes keep R * NV + NV + 2 within the vector registers (16 with AVX2, 32 with AVX-512VL; the 2 are the
+// broadcast and the zero of the bf16 unpack): a spilled accumulator costs a store per step and halves
+// the throughput.
 template <int R, int NV, bool kPrefetch, class W>
 SSD_TILE void tile(const W* packed, const Job& j, int64_t r, int64_t b) {
   __m256 acc[R][NV];

@@ -12,7 +12,8 @@
 // 0, then + b[c], in that order for every tile shape, so a row's output never depends on how many rows
 // share the call: a token's logits are bitwise equal in a decode and in a verification.
 //
-// The AVX2+FMA path is chosen at run time; elsewhere a portable loop in the same order (std::fma).
+// The AVX2+FMA path is chosen at run time (with AVX-512VL/BW: the same code with 32 registers, up to 8
+// rows per pass over the weights); elsewhere a portable loop in the same order (std::fma).
 // The packed values live in a WeightArena (weight_arena.h: huge pages), shared by a model's matrices.
 // Immutable after construction; apply() is const, allocation-free and reentrant (any thread).
 #pragma once
