@@ -64,8 +64,10 @@ def test_bench_writes_json_and_png(tmp_path: Path):
     result = json.loads((out / "bench.json").read_text())
     names = list(result["results"])
     assert names[0] == "ar" and any(n.startswith("sd") for n in names) and any(n.startswith("ssd") for n in names)
+    for row in result["results"].values():  # per-request metrics of the timed runs
+        assert row["ttft_ms"] > 0 and row["decode_tokens_per_s"] > 0 and row["decode_vs_sd"] > 0
     assert (out / "bench.png").stat().st_size > 1000
-    assert "vs ar" in proc.stdout
+    assert "vs ar" in proc.stdout and "ttft ms" in proc.stdout
 
 
 def test_missing_prompt_file():

@@ -3,8 +3,10 @@
 Every contender (engine modes ar / sd / ssd with the same models, `transformers` generate without and
 with ``assistant_model``) decodes the same prompts with the same output length and sampling; the
 contenders are interleaved (their order rotates every repetition) and each reports the median and
-spread of its tokens/s over the repetitions, plus accept length, cache hit rate and per-position
-acceptance for the engine modes. Results go to a JSON file and a PNG plot (bench_plot.py).
+spread of its tokens/s over the repetitions (whole requests, prefill included). The engine modes also
+report the median time to first token and decode tokens/s (after the first token) over all timed
+requests, decode speed against the best sd's, accept length, cache hit rate and per-position
+acceptance. Results go to a JSON file and a PNG plot (bench_plot.py).
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ class Contender:
     stats: Callable[[], dict] = lambda: {}
     close: Callable[[], None] = lambda: None
     samples: List[float] = field(default_factory=list)
+    ttft: List[float] = field(default_factory=list)          # per request, seconds (engine modes)
+    decode_rates: List[float] = field(default_factory=list)  # per request, tokens/s after the first
 
 
 def _engine_contender(name: str, s: BenchSettings, **kw) -> Contender:
@@ -56,13 +60,19 @@ def _engine_contender(name: str, s: BenchSettings, **kw) -> Contender:
                     draft_cores=s.draft_cores, **kw)
     sp = SamplingParams(temperature=s.temperature, max_tokens=s.max_tokens, ignore_eos=True, seed=s.seed)
 
+    contender = Contender(name, lambda prompts: 0, engine.stats, engine.close)
+
     def run(prompts: List[str]) -> int:
         total = 0
         for i in range(0, len(prompts), s.batch):
-            total += sum(len(o.token_ids) for o in engine.generate(prompts[i:i + s.batch], sp))
+            for out in engine.generate(prompts[i:i + s.batch], sp):
+                total += len(out.token_ids)
+                contender.ttft.append(out.metrics.time_to_first_token)
+                contender.decode_rates.append(out.metrics.decode_tokens_per_s)
         return total
 
-    return Contender(name, run, engine.stats, engine.close)
+    contender.run = run
+    return contender
 
 
 def _hf_contender(name: str, s: BenchSettings, assisted: bool) -> Contender:
@@ -117,6 +127,8 @@ def run_bench(s: BenchSettings, progress: Callable[[str], None] = lambda m: None
     try:
         for c in contenders:  # warm-up (not timed)
             c.run(s.prompts[:1])
+            c.ttft.clear()
+            c.decode_rates.clear()
         for rep in range(s.repeats):
             order = contenders[rep % len(contenders):] + contenders[:rep % len(contenders)]
             for c in order:
@@ -139,12 +151,16 @@ def summarize(s: BenchSettings, contenders: List[Contender]) -> dict:
             samples=c.samples, mean_accept_length=st.get("mean_accept_length"),
             hit_rate=st.get("hit_rate"), position_acceptance=st.get("position_acceptance"),
             cache_hits=st.get("cache_hits"), cache_misses=st.get("cache_misses"),
-            draft_hidden_fraction=st.get("draft_hidden_fraction"), backup_use=st.get("backup_use"))
+            draft_hidden_fraction=st.get("draft_hidden_fraction"), backup_use=st.get("backup_use"),
+            ttft_ms=1e3 * statistics.median(c.ttft) if c.ttft else None,
+            decode_tokens_per_s=statistics.median(c.decode_rates) if c.decode_rates else None)
     ar = rows["ar"]["tokens_per_s"]
     sd_best = max((r["tokens_per_s"] for n, r in rows.items() if n.startswith("sd")), default=None)
+    sd_decode = max((r["decode_tokens_per_s"] or 0 for n, r in rows.items() if n.startswith("sd")), default=0)
     for r in rows.values():
         r["vs_ar"] = r["tokens_per_s"] / ar
         r["vs_sd"] = r["tokens_per_s"] / sd_best if sd_best else None
+        r["decode_vs_sd"] = r["decode_tokens_per_s"] / sd_decode if sd_decode and r["decode_tokens_per_s"] else None
     settings = asdict(s)
     settings["prompts"] = len(s.prompts)
     return dict(settings=settings, machine=machine_info(), results=rows)
@@ -157,6 +173,7 @@ def machine_info() -> dict:
 
 def format_table(result: dict) -> str:
     head = f"{'contender':<18} {'tok/s':>8} {'min..max':>15} {'vs ar':>6} {'vs sd':>6} " \
+           f"{'ttft ms':>7} {'decode':>7} {'dec/sd':>6} " \
            f"{'accept':>6} {'hit':>5} {'hidden':>6}  per-position acceptance"
     lines = [head, "-" * len(head)]
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
@@ -164,6 +181,8 @@ def format_table(result: dict) -> str:
         pos = " ".join(f"{a:.2f}" for a in (r["position_acceptance"] or []))
         lines.append(f"{name:<18} {r['tokens_per_s']:>8.1f} {r['min']:>7.1f}..{r['max']:<7.1f} "
                      f"{r['vs_ar']:>6.2f} {fmt(r['vs_sd'], '6.2f'):>6} "
+                     f"{fmt(r['ttft_ms'], '7.1f'):>7} {fmt(r['decode_tokens_per_s'], '7.0f'):>7} "
+                     f"{fmt(r['decode_vs_sd'], '6.2f'):>6} "
                      f"{fmt(r['mean_accept_length'], '6.2f'):>6} {fmt(r['hit_rate'], '5.2f'):>5} "
                      f"{fmt(r['draft_hidden_fraction'], '6.2f'):>6}  {pos}")
     return "\n".join(lines)
