@@ -56,6 +56,7 @@ void DraftWorker::round(ToDraft& msg) {
   ToTarget served = serve(msg);   // cache hit, else the backup, for every active sequence
   served.prespec_start_ns = last_prespec_[0];
   served.prespec_end_ns = last_prespec_[1];
+  last_prespec_[0] = last_prespec_[1] = 0;  // reported once: a round without a new window reports none
   outbox_->push(std::move(served));  // the target starts verifying these now...
   if (config_.mode_enum() == Mode::kSsd && !seqs_.empty()) {
     prespeculate();         // ...while the draft prepares every likely next round

@@ -91,7 +91,7 @@ class DraftWorker {
   FanOutPlanner planner_;
   BackupChooser chooser_;
   std::map<int64_t, DraftSequence> seqs_;
-  int64_t last_prespec_[2] = {0, 0};
+  int64_t last_prespec_[2] = {0, 0};  // the latest pre-speculation window, until a round reports it
   std::thread thread_;
 };
 

@@ -129,3 +129,13 @@ def test_generate_gets_one_event_unless_it_streams_or_matches_stop_strings(engin
     assert [t for ev in rounds for t in ev.get("tokens", [])] == whole[0]["tokens"]
     stop = ssdcore.SamplingParams(max_tokens=24, temperature=0.0, ignore_eos=True, stop=["\x00never"])
     assert len(_events(engine, "def main(argv=None):\n", stop, lazy=True)) > 2  # stop strings: per round
+
+
+def test_each_prespeculation_window_counts_once_across_requests():
+    """Short requests one after another: the window the draft reports at a request's last round is not
+    counted again at the next request's first round, so the hidden fraction stays a fraction."""
+    with ssdcore.Engine(mode="ssd", K=4, fan_out=6, backup="ngram", max_context=512) as engine:
+        for _ in range(12):
+            engine.generate("def f(x):\n", SamplingParams(temperature=0, max_tokens=6, ignore_eos=True))
+        s = engine.stats()
+    assert s["draft_overlap_ns"] > 0 and 0 < s["draft_hidden_fraction"] <= 1.0
