@@ -161,8 +161,7 @@ template <class W>
 constexpr int blocks_for(int rows, int regs) {
   constexpr bool bf16 = std::is_same_v<W, uint16_t>;  // one register fewer: the unpack's zero
   if (regs < 32) return rows == 1 ? 6 : rows == 2 ? 4 : rows == 3 ? 3 : rows == 4 ? (bf16 ? 2 : 3) : 2;
-  if (rows <= 5) return blocks_for<W>(rows, 16);
-  return rows <= 8 ? 3 : 2;
+  return rows <= 5 ? blocks_for<W>(rows, 16) : 3;  // 6-8 rows (max_chunk_rows): 8 x 3 + 3 + 2 <= 32
 }
 
 // The largest row chunk: 6 rows with 16 registers (5 for bf16, where 6 x 2 accumulators would spill),

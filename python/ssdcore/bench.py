@@ -60,19 +60,19 @@ def _engine_contender(name: str, s: BenchSettings, **kw) -> Contender:
                     draft_cores=s.draft_cores, **kw)
     sp = SamplingParams(temperature=s.temperature, max_tokens=s.max_tokens, ignore_eos=True, seed=s.seed)
 
-    contender = Contender(name, lambda prompts: 0, engine.stats, engine.close)
+    ttft: List[float] = []
+    decode_rates: List[float] = []
 
     def run(prompts: List[str]) -> int:
         total = 0
         for i in range(0, len(prompts), s.batch):
             for out in engine.generate(prompts[i:i + s.batch], sp):
                 total += len(out.token_ids)
-                contender.ttft.append(out.metrics.time_to_first_token)
-                contender.decode_rates.append(out.metrics.decode_tokens_per_s)
+                ttft.append(out.metrics.time_to_first_token)
+                decode_rates.append(out.metrics.decode_tokens_per_s)
         return total
 
-    contender.run = run
-    return contender
+    return Contender(name, run, engine.stats, engine.close, ttft=ttft, decode_rates=decode_rates)
 
 
 def _hf_contender(name: str, s: BenchSettings, assisted: bool) -> Contender:
