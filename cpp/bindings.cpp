@@ -353,6 +353,7 @@ py::dict event_to_dict(const ssd::OutputEvent& ev) {
   d["tokens"] = ev.tokens;
   d["finish"] = std::string(ev.finish == ssd::FinishReason::kNone ? "" : ssd::to_string(ev.finish));
   d["error"] = ev.error;
+  d["error_kind"] = std::string(ssd::to_string(ev.error_kind));
   if (ev.finish != ssd::FinishReason::kNone) {
     const ssd::RequestMetrics& m = ev.metrics;
     py::dict md;
@@ -387,6 +388,7 @@ py::dict snapshot_to_dict(const ssd::StatsSnapshot& s) {
   d["hit_rate"] = s.hit_rate;
   d["draft_hidden_fraction"] = s.draft_hidden_fraction;
   d["draft_overlap_ns"] = s.draft_overlap_ns;
+  d["draft_windows"] = s.draft_windows;
   py::dict by_source;  // per proposal source: sequence-rounds and mean accepted drafted tokens
   for (int i = 0; i < ssd::kNumSpecSources; ++i)
     by_source[ssd::to_string(static_cast<ssd::SpecSource>(i))] =

@@ -1,6 +1,8 @@
 // cpu_model_runner.cpp: see cpu_model_runner.h.
 #include "cpu_model_runner.h"
 
+#include <cerrno>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -25,9 +27,17 @@ void CpuModelRunner::on_worker_start() {
   if (cores_.empty()) return;
   cpu_set_t set;
   CPU_ZERO(&set);
-  for (int c : cores_) CPU_SET(c, &set);
-  if (sched_setaffinity(0, sizeof set, &set) != 0)  // 0 = the calling thread
-    throw std::runtime_error("could not pin the worker thread to the requested cores");
+  for (int c : cores_) {
+    if (c < 0 || c >= CPU_SETSIZE)
+      throw std::runtime_error("core " + std::to_string(c) + " is out of range: allowed 0.." + std::to_string(CPU_SETSIZE - 1));
+    CPU_SET(c, &set);
+  }
+  if (sched_setaffinity(0, sizeof set, &set) != 0) {  // 0 = the calling thread
+    const int err = errno;
+    std::string list;
+    for (int c : cores_) list += (list.empty() ? "" : ", ") + std::to_string(c);
+    throw std::runtime_error("could not pin the worker thread to cores [" + list + "]: " + std::strerror(err));
+  }
 #endif
 }
 

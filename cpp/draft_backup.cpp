@@ -115,6 +115,7 @@ std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<D
   std::vector<DraftRowParams> params(draws.size());
   for (size_t i = 0; i < draws.size(); ++i) {
     if (draws[i].row != static_cast<int64_t>(i)) throw std::logic_error("DraftWorker::draw: rows out of order");
+    check_finite(logits, draws[i].row, draws[i].position);
     const RequestParams& rp = *draws[i].params;
     params[i].sampling = to_sampling_params(rp);
     params[i].saguaro.c = static_cast<float>(config_.saguaro_c);
@@ -132,6 +133,12 @@ std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<D
   result.tokens = tokens.data();
   sample_draft_cpu(batch, result, 1);
   return std::vector<int32_t>(tokens.begin(), tokens.end());
+}
+
+// Throws NonFiniteLogits when logits row `row` (for the token at `position`) is unusable.
+void DraftWorker::check_finite(const Logits& logits, int64_t row, int32_t position) {
+  std::string message = non_finite_message(logits.row(row), logits.vocab, position);
+  if (!message.empty()) throw NonFiniteLogits(message);
 }
 
 }  // namespace ssd

@@ -62,7 +62,13 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
     }
   }
   req.out_rows = out_rows;
-  return runner_->forward(req);
+  Logits glue = runner_->forward(req);
+  for (size_t b = 0; b < seqs.size(); ++b) {  // the fork ranks these rows: they must be usable
+    const int32_t pending = static_cast<int32_t>(seqs[b]->tokens.size()) - 1;
+    const int32_t end = b + 1 < seqs.size() ? (*row0)[b + 1] : out_rows;
+    for (int32_t r = (*row0)[b]; r < end; ++r) check_finite(glue, r, pending + 1 + (r - (*row0)[b]));
+  }
+  return glue;
 }
 
 static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs, const Logits& glue,

@@ -20,43 +20,82 @@ DraftWorker::DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats*
 
 DraftWorker::~DraftWorker() { join(); }
 
-void DraftWorker::start() { thread_ = std::thread([this] { run(); }); }
+std::string DraftWorker::start() {
+  std::promise<std::string> started;
+  std::future<std::string> result = started.get_future();
+  thread_ = std::thread([this, p = std::move(started)]() mutable { run(p); });
+  std::string error = result.get();
+  if (!error.empty()) join();
+  return error;
+}
 
 void DraftWorker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void DraftWorker::run() {
-  bool started = false;
-  ToDraft msg;
-  while (inbox_->pop(msg)) {
-    try {
-      if (!started) runner_->on_worker_start();
-      started = true;
-      if (msg.warm_only) {
-        warm(msg);
-      } else {
-        round(msg);
-      }
-    } catch (const std::exception& e) {
-      // The draft side forgets every sequence of the failed round; the target fails them too.
-      seqs_.clear();
-      cache_.clear();
-      ToTarget failure;
-      failure.round = msg.round;
-      failure.error = std::string("draft model runner failed: ") + e.what();
-      outbox_->push(std::move(failure));
-    }
+void DraftWorker::run(std::promise<std::string>& started) {
+  try {
+    runner_->on_worker_start();
+  } catch (const std::exception& e) {
+    started.set_value(std::string("the draft worker could not start: ") + e.what());
+    return;
   }
+  started.set_value("");
+  ToDraft msg;
+  while (inbox_->pop(msg)) handle(msg);
+}
+
+void DraftWorker::handle(ToDraft& msg) {
+  replied_ = false;
+  try {
+    if (msg.warm_only) {
+      warm(msg);
+    } else {
+      round(msg);
+    }
+  } catch (const NonFiniteLogits& e) {
+    fail(msg, std::string("draft ") + e.what(), ErrorKind::kNonFinite);
+  } catch (const std::exception& e) {
+    fail(msg, std::string("draft model runner failed: ") + e.what(), ErrorKind::kModelRunner);
+  }
+}
+
+// The draft side forgets every sequence it knows (and those of `msg`) and reports them failed: in
+// this message's reply if it is still owed, else in the next reply (never an unrequested reply).
+void DraftWorker::fail(const ToDraft& msg, const std::string& error, ErrorKind kind) {
+  for (const auto& kv : seqs_) failed_.failed.push_back(kv.first);
+  for (const DraftJoin& j : msg.joins) failed_.failed.push_back(j.seq_id);
+  for (const SeqOutcome& o : msg.outcomes) failed_.failed.push_back(o.seq_id);
+  if (failed_.error.empty()) failed_.error = error, failed_.error_kind = kind;
+  seqs_.clear();
+  cache_.clear();
+  if (msg.warm_only || replied_) return;
+  ToTarget reply = take_failures();
+  reply.round = msg.round;
+  outbox_->push(std::move(reply));
+}
+
+// The failures kept since the last reply, for the reply about to go out.
+ToTarget DraftWorker::take_failures() {
+  ToTarget out;
+  std::sort(failed_.failed.begin(), failed_.failed.end());
+  failed_.failed.erase(std::unique(failed_.failed.begin(), failed_.failed.end()), failed_.failed.end());
+  std::swap(out, failed_);
+  return out;
 }
 
 // One SSD round on the draft side (SSD_SPEC 2.1 and 6).
 void DraftWorker::round(ToDraft& msg) {
   apply(msg);                     // joins, outcomes and leaves decided by the target
+  for (int64_t id : failed_.failed) seqs_.erase(id), cache_.erase_sequence(id);  // joined, then failed
   ToTarget served = serve(msg);   // cache hit, else the backup, for every active sequence
+  ToTarget failures = take_failures();  // sequences failed since the last reply, if any
+  served.failed = std::move(failures.failed), served.error = std::move(failures.error);
+  served.error_kind = failures.error_kind;
   served.prespec_start_ns = last_prespec_[0];
   served.prespec_end_ns = last_prespec_[1];
   last_prespec_[0] = last_prespec_[1] = 0;  // reported once: a round without a new window reports none
+  replied_ = true;
   outbox_->push(std::move(served));  // the target starts verifying these now...
   if (config_.mode_enum() == Mode::kSsd && !seqs_.empty()) {
     prespeculate();         // ...while the draft prepares every likely next round

@@ -13,11 +13,19 @@
 // being verified. Branch KV lives in scratch slots [max_context, max_context + F*K) of the lane and
 // is never reused across rounds. Every proposal carries exactly the logits it was sampled from.
 //
+// Replies: exactly one ToTarget per regular ToDraft, with its round (messages.h). On a failure the
+// worker forgets every sequence it knows and lists them as failed: in the reply still owed for the
+// message at hand, else (a warm-up prefill, a pre-speculation after the reply went out) in the next
+// reply, which serves the sequences that joined since as usual.
+//
 // Threads: constructed and joined by the Engine; everything else runs on the worker thread. The only
-// inputs are the Channel<ToDraft>; the only outputs are the Channel<ToTarget> and Stats.
+// inputs are the Channel<ToDraft>; the only outputs are the Channel<ToTarget> and Stats. start()
+// returns once the thread has run the runner's on_worker_start().
 #pragma once
 #include <cstdint>
+#include <future>
 #include <map>
+#include <string>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -58,11 +66,16 @@ class DraftWorker {
   DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
               Channel<ToDraft>* inbox, Channel<ToTarget>* outbox);
   ~DraftWorker();
-  void start();
+  // Starts the thread and waits for on_worker_start(); returns its error ("" = started). After an
+  // error the thread has ended.
+  std::string start();
   void join();
 
  private:
-  void run();
+  void run(std::promise<std::string>& started);
+  void handle(ToDraft& msg);
+  void fail(const ToDraft& msg, const std::string& error, ErrorKind kind);
+  ToTarget take_failures();
   void round(ToDraft& msg);
   void apply(const ToDraft& msg);
   void warm(const ToDraft& msg);
@@ -76,6 +89,7 @@ class DraftWorker {
   Speculation draft_ngram(const DraftSequence& seq) const;
   int32_t proposal_budget(const DraftSequence& seq, int32_t extra_decided) const;
   std::vector<int32_t> draw(const Logits& logits, const std::vector<DraftDraw>& draws) const;
+  static void check_finite(const Logits& logits, int64_t row, int32_t position);
 
   // Tree pre-speculation pieces (draft_tree.cpp).
   Logits glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0);
@@ -92,6 +106,8 @@ class DraftWorker {
   BackupChooser chooser_;
   std::map<int64_t, DraftSequence> seqs_;
   int64_t last_prespec_[2] = {0, 0};  // the latest pre-speculation window, until a round reports it
+  bool replied_ = false;              // the current message's reply has gone out
+  ToTarget failed_;                   // failures since the last reply: failed, error, error_kind
   std::thread thread_;
 };
 

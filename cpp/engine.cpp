@@ -38,13 +38,20 @@ Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* dra
   }
   if (needs_draft) {
     draft_ = std::make_unique<DraftWorker>(config_, draft, &stats_, &to_draft_, &from_draft_);
-    draft_->start();
+    const std::string error = draft_->start();  // its thread has ended on an error
+    if (!error.empty()) throw std::runtime_error(error);
   }
   target_ = std::make_unique<TargetWorker>(config_, target, &stats_, &scheduler_,
                                            needs_draft ? &to_draft_ : nullptr,
                                            needs_draft ? &from_draft_ : nullptr, &events_,
                                            std::move(eos_ids));
-  target_->start();
+  const std::string error = target_->start();
+  if (!error.empty()) {  // stop the draft worker before the members it uses go away
+    to_draft_.close();
+    from_draft_.close();
+    if (draft_) draft_->join();
+    throw std::runtime_error(error);
+  }
 }
 
 Engine::~Engine() { close(); }
@@ -87,8 +94,16 @@ void Engine::close() {
   std::lock_guard<std::mutex> lock(close_mutex_);
   if (closed_) return;
   closed_ = true;
-  scheduler_.stop();
+  std::vector<Request> queued = scheduler_.stop();  // no more submits; the queue is handed back
   if (target_) target_->join();   // finishes its round; fails what is still running
+  for (const Request& r : queued) {  // events_ has one producer: only now that the target is done
+    OutputEvent ev;
+    ev.seq_id = r.id;
+    ev.finish = FinishReason::kError;
+    ev.error = "the engine was closed before the request started";
+    ev.error_kind = ErrorKind::kClosed;
+    events_.push(std::move(ev));
+  }
   to_draft_.close();
   from_draft_.close();
   if (draft_) draft_->join();

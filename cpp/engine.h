@@ -5,7 +5,9 @@
 // Lifecycle: construct with a validated EngineConfig and the runners (the draft runner may be null
 // only in ar mode), submit requests from any thread, poll output events from one consumer thread at a
 // time, close() (idempotent; the destructor calls it) stops the workers and joins them. Requests still
-// running at close finish with an error event. Runners must outlive the Engine.
+// running or queued at close finish with an error event (ErrorKind::kClosed). Runners must outlive
+// the Engine. The constructor throws std::runtime_error when a worker cannot start (its runner's
+// on_worker_start() failed, e.g. pinning), after stopping whatever it had started.
 #pragma once
 #include <chrono>
 #include <cstdint>

@@ -125,8 +125,8 @@ void EngineConfig::validate() const {
   check_name("backup", backup, kBackupNames);
   check_min("auto_jit_max_batch", auto_jit_max_batch, 0);
   if (!(saguaro_c >= 0.0 && saguaro_c <= 1.0)) invalid("saguaro_c", format_double(saguaro_c), "[0, 1]");
-  check_min("max_batch", max_batch, 1);
-  check_min("max_context", max_context, kMinContext);
+  check_range("max_batch", max_batch, 1, kMaxBatch);
+  check_range("max_context", max_context, kMinContext, kMaxContext);
   check_range("ngram_n", ngram_n, 1, kMaxNgramN);
   // seed: every uint64 value is valid.
   check_min("stats_window", stats_window, 1);

@@ -44,6 +44,10 @@ struct EngineConfig {
   static constexpr int kMinContext = 16;
   static constexpr int kMaxNgramN = 8;
   static constexpr int kMaxSpinWaitUs = 1000000;
+  // Hard caps that refuse absurd values before any memory is touched; what fits a machine is
+  // checked against its memory where the KV caches are sized (the Python layer, before allocation).
+  static constexpr int kMaxBatch = 4096;
+  static constexpr int kMaxContext = 1 << 20;
 
   std::string mode = "ssd";              // "ssd" | "sd" | "ar"
   int K = 4;                             // draft length, 1..32
@@ -53,8 +57,8 @@ struct EngineConfig {
   std::string backup = "auto";           // "auto" | "jit" | "ngram" | "none"
   int auto_jit_max_batch = 8;            // auto's prior: jit when batch <= this, else ngram; >= 0
   double saguaro_c = 1.0;                // Saguaro down-weighting C, [0, 1]; 1 = plain sampling
-  int max_batch = 8;                     // sequences per round, >= 1
-  int max_context = 1024;                // tokens per sequence (prompt + generated), >= 16
+  int max_batch = 8;                     // sequences per round, 1..4096
+  int max_context = 1024;                // tokens per sequence (prompt + generated), 16..2^20
   int ngram_n = 3;                       // n-gram match length of the ngram backup, 1..8
   std::uint64_t seed = 0;                // engine default seed (requests may override)
   int stats_window = 256;                // rounds of history for online estimates, >= 1

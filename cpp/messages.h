@@ -7,6 +7,11 @@
 //                     round t-1 (k accepted, tokens decided), sequences that left
 //   draft  -> target  ToTarget{t}: one Speculation per active sequence (cache hit or backup), or an
 //                     error; then the draft pre-speculates round t+1 while the target verifies round t.
+// Exactly one reply per regular ToDraft, carrying its round number; a warm-up (warm_only) gets none.
+// Draft failures are per sequence: a reply lists the sequences the draft failed (and forgot) with the
+// error. A failure outside the serving of a round (a warm-up prefill, a pre-speculation after the
+// reply) sends no extra message: the draft keeps the list and reports it in its next reply, so the
+// channel never holds a reply nobody asked for and a later request never sees an older failure.
 // Messages own their data (plain values and shared_ptr to immutable proposal rows), so whoever pops
 // one may use it freely.
 #pragma once
@@ -19,6 +24,17 @@
 #include "speculation.h"
 
 namespace ssd {
+
+// Why a request finished with FinishReason::kError (the Python layer raises a matching exception).
+enum class ErrorKind { kNone = 0, kModelRunner, kNonFinite, kClosed };
+inline const char* to_string(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::kModelRunner: return "model_runner";  // a forward raised (target or draft)
+    case ErrorKind::kNonFinite: return "non_finite";      // a model produced NaN or inf logits
+    case ErrorKind::kClosed: return "closed";             // the engine closed before it finished
+    default: return "";
+  }
+}
 
 struct DraftJoin {
   int64_t seq_id = -1;
@@ -49,7 +65,11 @@ struct ToDraft {
 struct ToTarget {
   int64_t round = 0;
   std::vector<std::pair<int64_t, Speculation>> specs;
-  std::string error;             // non-empty: the draft side failed this round
+  // Sequences the draft side failed (this round or since its last reply); the target fails them with
+  // `error`. They have no entry in `specs`.
+  std::vector<int64_t> failed;
+  std::string error;
+  ErrorKind error_kind = ErrorKind::kNone;
   // The draft's previous pre-speculation interval (steady clock ns; 0 = none), so the target can
   // measure how much of it overlapped its verification of that round.
   int64_t prespec_start_ns = 0;
@@ -73,6 +93,7 @@ struct OutputEvent {
   std::vector<int32_t> tokens;  // newly decided tokens (in order)
   FinishReason finish = FinishReason::kNone;
   std::string error;
+  ErrorKind error_kind = ErrorKind::kNone;  // set when finish == kError
   RequestMetrics metrics;       // valid when finish != kNone
 };
 

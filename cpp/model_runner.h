@@ -20,7 +20,9 @@
 // forward() reports failure by throwing; the runtime turns it into an error naming the side.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -59,6 +61,33 @@ struct Logits {
 
   const float* row(int64_t r) const { return data + r * vocab; }
 };
+
+// A usable logits row has no NaN, no +inf and at least one finite entry (-inf is a zero probability:
+// runners use it for vocabulary columns a model cannot produce). Returns the first bad column, or
+// n when every entry is -inf, or -1 when the row is usable.
+// Thrown by a worker whose model produced an unusable logits row; the message names the position.
+struct NonFiniteLogits : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline int64_t bad_logit_column(const float* row, int64_t n) {
+  bool any_finite = false;
+  for (int64_t c = 0; c < n; ++c) {
+    const float x = row[c];
+    if (x != x || x == std::numeric_limits<float>::infinity()) return c;
+    any_finite |= x != -std::numeric_limits<float>::infinity();
+  }
+  return any_finite ? -1 : n;
+}
+
+// "logits are not finite at position P (NaN at token c)" when the row is unusable, else "".
+inline std::string non_finite_message(const float* row, int64_t n, int64_t position) {
+  const int64_t c = bad_logit_column(row, n);
+  if (c < 0) return "";
+  const std::string what =
+      c == n ? std::string("no finite entry") : (row[c] != row[c] ? "NaN" : "+inf") + std::string(" at token ") + std::to_string(c);
+  return "logits are not finite at position " + std::to_string(position) + " (" + what + ")";
+}
 
 class ModelRunner {
  public:

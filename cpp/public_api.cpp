@@ -23,6 +23,8 @@ static_assert(static_cast<int>(FinishReason::kError) == static_cast<int>(ssd::Fi
 static_assert(EngineConfig::kMaxK == ssd::EngineConfig::kMaxK &&
                   EngineConfig::kMaxFanOut == ssd::EngineConfig::kMaxFanOut &&
                   EngineConfig::kMinContext == ssd::EngineConfig::kMinContext &&
+                  EngineConfig::kMaxBatch == ssd::EngineConfig::kMaxBatch &&
+                  EngineConfig::kMaxContext == ssd::EngineConfig::kMaxContext &&
                   EngineConfig::kMaxNgramN == ssd::EngineConfig::kMaxNgramN &&
                   EngineConfig::kMaxSpinWaitUs == ssd::EngineConfig::kMaxSpinWaitUs,
               "public EngineConfig limits out of sync");
@@ -115,6 +117,7 @@ Stats from_internal(const ssd::StatsSnapshot& s) {
   o.phase_ns = s.phase_ns;
   o.phase_count = s.phase_count;
   o.draft_overlap_ns = s.draft_overlap_ns;
+  o.draft_windows = s.draft_windows;
   o.position_acceptance = s.position_acceptance;
   o.source_mean_accepted = s.source_mean_accepted;
   o.mean_accepted = s.mean_accepted;

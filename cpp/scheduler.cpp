@@ -2,6 +2,7 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 #include "stats.h"
@@ -29,10 +30,13 @@ void Scheduler::cancel(int64_t id) {
   cv_.notify_all();
 }
 
-void Scheduler::stop() {
+std::vector<Request> Scheduler::stop() {
   std::lock_guard<std::mutex> lock(m_);
   stopped_ = true;
   cv_.notify_all();
+  std::vector<Request> queued(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  return queued;
 }
 
 bool Scheduler::stopped() const {

@@ -31,7 +31,9 @@ class Scheduler {
   // Any thread. submit() returns the request id; it throws std::runtime_error once stopped.
   int64_t submit(std::vector<int32_t> prompt, const RequestParams& params, bool stream = true);
   void cancel(int64_t id);
-  void stop();
+  // Refuses further submits, wakes the target worker and returns the requests still queued (the
+  // caller fails them).
+  std::vector<Request> stop();
   bool stopped() const;
 
   // Target worker only. wait_for_work blocks while `idle` and nothing is queued or cancelled;

@@ -128,9 +128,10 @@ void Stats::add_phase_ns(Phase p, std::int64_t ns) {
   s_.phase_count[i] += 1;
 }
 
-void Stats::add_draft_overlap_ns(std::int64_t ns) {
+void Stats::add_draft_window(std::int64_t ns) {
   std::lock_guard<std::mutex> lk(m_);
   s_.draft_overlap_ns += ns > 0 ? ns : 0;
+  s_.draft_windows += 1;
 }
 
 StatsSnapshot Stats::snapshot() const {

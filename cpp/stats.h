@@ -71,6 +71,7 @@ struct StatsSnapshot {
   std::vector<std::int64_t> phase_ns;         // [kNumPhases] total time, indexed by Phase
   std::vector<std::uint64_t> phase_count;     // [kNumPhases] number of timed intervals
   std::int64_t draft_overlap_ns = 0;          // draft busy time overlapping target verification
+  std::uint64_t draft_windows = 0;            // pre-speculation windows measured against a verification
 
   // Derived (computed by snapshot(); 0 when the denominator is 0).
   std::vector<double> position_acceptance;    // [K] accepted / reached
@@ -99,7 +100,7 @@ class Stats {
   void record_lookup(int k, bool hit);                  // cache lookup for outcome k, 0 <= k <= K
   void record_backup(Backup b, std::uint64_t sequences = 1);  // sequences served by backup b
   void add_phase_ns(Phase p, std::int64_t ns);          // one interval of ns (negative -> 0)
-  void add_draft_overlap_ns(std::int64_t ns);           // see overlap_ns()
+  void add_draft_window(std::int64_t overlap_ns);      // one window reported; its overlap_ns()
 
   StatsSnapshot snapshot() const;
   void reset();

@@ -83,11 +83,17 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
   run_verify(logits, in, &accept, &next);
   for (size_t i = 0; i < requests.size(); ++i) {
     ActiveSequence& a = active_[requests[i].id];
+    const bool warmed = to_draft_ != nullptr;  // the draft knows it from the warm-up
+    if (fail_non_finite(logits, static_cast<int64_t>(i), 1, a.seq.id, a.seq.prompt_len)) {
+      if (warmed) msg->leaves.push_back(requests[i].id);
+      continue;
+    }
     a.first_token_ns = now_ns();
     a.metrics.time_to_first_token = (a.first_token_ns - a.submit_ns) * 1e-9;
     commit(a, {static_cast<int32_t>(next[i])});
     if (a.seq.finished()) {
-      finish(a.seq.id, a.seq.finish, "");
+      finish(a.seq.id, a.seq.finish);
+      if (warmed) msg->leaves.push_back(a.seq.id);
       continue;
     }
     msg->joins.push_back(DraftJoin{a.seq.id, a.seq.lane, a.seq.tokens, a.seq.params});
@@ -157,6 +163,12 @@ void TargetWorker::decide(const Logits& logits, const ToTarget& specs, ToDraft* 
   for (size_t b = 0; b < B; ++b) {
     ActiveSequence& a = active_.at(specs.specs[b].first);
     const Speculation& spec = specs.specs[b].second;
+    const int32_t used_rows = static_cast<int32_t>(spec.tokens.size()) + 1;
+    if (fail_non_finite(logits, static_cast<int64_t>(b) * (K + 1), used_rows, a.seq.id,
+                        a.seq.pending_position() + 1)) {
+      next_msg->leaves.push_back(specs.specs[b].first);
+      continue;
+    }
     int32_t k = static_cast<int32_t>(accept[b]);
     std::vector<int32_t> decided(spec.tokens.begin(), spec.tokens.begin() + k);
     decided.push_back(static_cast<int32_t>(next[b]));
@@ -167,7 +179,7 @@ void TargetWorker::decide(const Logits& logits, const ToTarget& specs, ToDraft* 
     a.metrics.cache_hits += spec.source == SpecSource::kCacheHit ? 1 : 0;
     commit(a, decided);
     next_msg->outcomes.push_back(SeqOutcome{a.seq.id, k, decided, a.seq.finished()});
-    if (a.seq.finished()) finish(a.seq.id, a.seq.finish, "");
+    if (a.seq.finished()) finish(a.seq.id, a.seq.finish);
   }
 }
 

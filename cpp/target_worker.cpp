@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <string>
 #include <unordered_set>
 
 namespace ssd {
@@ -24,24 +25,35 @@ TargetWorker::TargetWorker(const EngineConfig& config, ModelRunner* runner, Stat
 
 TargetWorker::~TargetWorker() { join(); }
 
-void TargetWorker::start() { thread_ = std::thread([this] { run(); }); }
+std::string TargetWorker::start() {
+  std::promise<std::string> started;
+  std::future<std::string> result = started.get_future();
+  thread_ = std::thread([this, p = std::move(started)]() mutable { run(p); });
+  std::string error = result.get();
+  if (!error.empty()) join();
+  return error;
+}
 
 void TargetWorker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void TargetWorker::run() {
-  bool started = false;
+void TargetWorker::run(std::promise<std::string>& started) {
+  try {
+    runner_->on_worker_start();
+  } catch (const std::exception& e) {
+    started.set_value(std::string("the target worker could not start: ") + e.what());
+    return;
+  }
+  started.set_value("");
   while (scheduler_->wait_for_work(active_.empty() && pending_.outcomes.empty())) {
     try {
-      if (!started) runner_->on_worker_start();
-      started = true;
       round();
     } catch (const std::exception& e) {
-      fail_all(std::string("target model runner failed: ") + e.what());
+      fail_all(std::string("target model runner failed: ") + e.what(), ErrorKind::kModelRunner);
     }
   }
-  fail_all("the engine was closed before the request finished");
+  fail_all("the engine was closed before the request finished", ErrorKind::kClosed);
 }
 
 // One round on the target side (SSD_SPEC 2.2).
@@ -52,7 +64,11 @@ void TargetWorker::round() {
   admit(&msg);                           // prefill new requests, sample their first token
   if (active_.empty() && msg.outcomes.empty() && msg.leaves.empty()) return;
   ToTarget specs = exchange(std::move(msg));  // one speculation per sequence (hit or backup)
-  if (!specs.error.empty()) return fail_all(specs.error);
+  if (!specs.error.empty() && specs.failed.empty()) return fail_all(specs.error, specs.error_kind);
+  for (int64_t id : specs.failed) {
+    if (active_.count(id) != 0) pending_.leaves.push_back(id);
+    finish(id, FinishReason::kError, specs.error, specs.error_kind);
+  }
   if (specs.specs.empty()) return;
   Logits logits = verify_forward(specs);  // one target forward over [r, s_1..s_n] per sequence
   decide(logits, specs, &pending_);      // lossless acceptance, commit, stream, stop
@@ -100,18 +116,27 @@ ToTarget TargetWorker::exchange(ToDraft msg) {
   ScopedTimer wait(stats_, Phase::kWaitForDraft);
   if (!to_draft_->push(std::move(msg)) || !from_draft_->pop(specs)) {
     specs.error = "the draft worker stopped";
+    specs.error_kind = ErrorKind::kClosed;
     return specs;
   }
   wait.stop();
-  stats_->add_draft_overlap_ns(overlap_ns(specs.prespec_start_ns, specs.prespec_end_ns,
-                                          last_verify_[0], last_verify_[1]));
+  if (specs.round != round_) {  // one reply per message (messages.h): anything else is a bug
+    specs.error = "draft protocol error: got the reply to round " + std::to_string(specs.round) +
+                  " while waiting for round " + std::to_string(round_);
+    specs.error_kind = ErrorKind::kModelRunner;
+    return specs;
+  }
+  if (specs.prespec_start_ns != 0) {  // each pre-speculation window is reported once (draft_worker.cpp)
+    stats_->add_draft_window(overlap_ns(specs.prespec_start_ns, specs.prespec_end_ns, last_verify_[0],
+                                        last_verify_[1]));
+  }
   specs.specs.erase(std::remove_if(specs.specs.begin(), specs.specs.end(),
                                    [&](const auto& s) { return active_.count(s.first) == 0; }),
                     specs.specs.end());
   return specs;
 }
 
-void TargetWorker::finish(int64_t id, FinishReason reason, const std::string& error) {
+void TargetWorker::finish(int64_t id, FinishReason reason, const std::string& error, ErrorKind kind) {
   auto it = active_.find(id);
   if (it == active_.end()) return;
   ActiveSequence& a = it->second;
@@ -119,6 +144,7 @@ void TargetWorker::finish(int64_t id, FinishReason reason, const std::string& er
   ev.seq_id = id;
   ev.finish = reason;
   ev.error = error;
+  ev.error_kind = reason == FinishReason::kError ? kind : ErrorKind::kNone;
   a.metrics.generated_tokens = a.seq.generated();
   a.metrics.rounds = a.seq.rounds;
   a.metrics.accepted_drafts = a.seq.accepted_drafts;
@@ -130,14 +156,28 @@ void TargetWorker::finish(int64_t id, FinishReason reason, const std::string& er
   events_->push(std::move(ev));
 }
 
-void TargetWorker::fail_all(const std::string& error) {
+void TargetWorker::fail_all(const std::string& error, ErrorKind kind) {
   std::vector<int64_t> ids;
   for (auto& kv : active_) ids.push_back(kv.first);
   for (int64_t id : ids) {
-    finish(id, FinishReason::kError, error);
+    finish(id, FinishReason::kError, error, kind);
     pending_.leaves.push_back(id);
   }
   pending_.outcomes.clear();
+}
+
+// Fails sequence `id` when any of its `rows` logits rows from `row` on is unusable (NaN, +inf, or no
+// finite entry; see bad_logit_column): an error naming the side and the position the row predicts
+// (`position` is that of the first row).
+bool TargetWorker::fail_non_finite(const Logits& logits, int64_t row, int32_t rows, int64_t id,
+                                   int32_t position) {
+  for (int32_t i = 0; i < rows; ++i) {
+    std::string message = non_finite_message(logits.row(row + i), logits.vocab, position + i);
+    if (message.empty()) continue;
+    finish(id, FinishReason::kError, "target " + message, ErrorKind::kNonFinite);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace ssd

@@ -4,16 +4,22 @@
 // to the draft worker and take one speculation per sequence back (none in ar mode), verify all
 // sequences in one target forward, and commit: append tokens, apply stop conditions, stream the new
 // tokens as OutputEvents. Errors in the target runner or reported by the draft worker fail the
-// sequences of that round (an error event each, naming the side) and the loop goes on.
+// sequences of that round (an error event each, naming the side) and the loop goes on. Logits rows
+// with NaN or +inf fail just their sequence (ErrorKind::kNonFinite, naming the side and position).
 //
 // Invariants: Sequence::tokens.back() is the pending token and the target KV holds the rest at
-// slots == positions; every ToDraft sent gets exactly one ToTarget back; KV lanes are owned by
-// active sequences only.
+// slots == positions; every regular ToDraft sent gets exactly one ToTarget back, with the same round
+// (a reply for another round is a protocol error that fails the round); KV lanes are owned by active
+// sequences only; every sequence the draft was told about (a warm-up counts) leaves it by an outcome
+// with finished set or by `leaves`.
 //
 // Threads: constructed, started and joined by the Engine; everything else runs on its own thread.
+// start() returns once the thread has run the runner's on_worker_start() (pinning, thread count).
 #pragma once
 #include <cstdint>
+#include <future>
 #include <map>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -40,11 +46,13 @@ class TargetWorker {
                Channel<ToDraft>* to_draft, Channel<ToTarget>* from_draft,
                Channel<OutputEvent>* events, std::vector<int32_t> eos_ids);
   ~TargetWorker();
-  void start();
+  // Starts the thread and waits for on_worker_start(); returns its error ("" = started). After an
+  // error the thread has ended.
+  std::string start();
   void join();
 
  private:
-  void run();
+  void run(std::promise<std::string>& started);
   void round();
   void admit(ToDraft* msg);
   ToTarget exchange(ToDraft msg);
@@ -55,8 +63,10 @@ class TargetWorker {
   void warm_draft(const std::vector<Request>& requests);
   void cancel(ToDraft* msg);
   void commit(ActiveSequence& a, const std::vector<int32_t>& decided);
-  void finish(int64_t id, FinishReason reason, const std::string& error);
-  void fail_all(const std::string& error);
+  void finish(int64_t id, FinishReason reason, const std::string& error = "",
+              ErrorKind kind = ErrorKind::kNone);
+  void fail_all(const std::string& error, ErrorKind kind);
+  bool fail_non_finite(const Logits& logits, int64_t row, int32_t rows, int64_t id, int32_t position);
 
   EngineConfig config_;
   ModelRunner* runner_;

@@ -74,7 +74,12 @@ def test_metrics_and_stats(engine):
     assert len(s["position_acceptance"]) == 4 and s["position_reached"][0] > 0
     assert sum(s["cache_hits"]) > 0 and len(s["cache_hits"]) == 5
     assert s["phases"]["draft_prespeculate"][1] > 0
-    assert s["draft_overlap_ns"] > 0 and 0 < s["draft_hidden_fraction"] <= 1.0
+    # each pre-speculation window is measured once against a verification (whether it overlapped
+    # depends on the machine's scheduling, so only the bounds are checked); the last window is
+    # reported by an exchange that may come just after generate() returned
+    windows = s["phases"]["draft_prespeculate"][1]
+    assert windows - 1 <= s["draft_windows"] <= windows
+    assert s["draft_overlap_ns"] >= 0 and 0 <= s["draft_hidden_fraction"] <= 1.0
     by_source = s["by_source"]  # (sequence-rounds, mean accepted drafted tokens) per proposal source
     assert sum(n for n, _ in by_source.values()) == s["sequence_rounds"]
     assert all(0.0 <= mean <= 4.0 for _, mean in by_source.values())
@@ -138,4 +143,9 @@ def test_each_prespeculation_window_counts_once_across_requests():
         for _ in range(12):
             engine.generate("def f(x):\n", SamplingParams(temperature=0, max_tokens=6, ignore_eos=True))
         s = engine.stats()
-    assert s["draft_overlap_ns"] > 0 and 0 < s["draft_hidden_fraction"] <= 1.0
+    # every window is reported and counted exactly once: a request's last window is not counted again
+    # at the next request's first round (machine-independent: a count, not a duration)
+    # (the last window is reported by an exchange that may come just after generate() returned)
+    windows = s["phases"]["draft_prespeculate"][1]
+    assert windows > 0 and windows - 1 <= s["draft_windows"] <= windows
+    assert 0 <= s["draft_hidden_fraction"] <= 1.0

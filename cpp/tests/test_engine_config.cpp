@@ -92,7 +92,9 @@ SSD_TEST(allowed_range_is_in_the_message) {
   const std::string s = validation_error([](EngineConfig& c) { c.saguaro_c = 2; });
   SSD_CHECK(contains(s, "[0, 1]"));
   const std::string m = validation_error([](EngineConfig& c) { c.max_context = 1; });
-  SSD_CHECK(contains(m, ">= 16"));
+  SSD_CHECK(contains(m, "allowed 16..1048576"));
+  const std::string batch = validation_error([](EngineConfig& c) { c.max_batch = 4097; });
+  SSD_CHECK(contains(batch, "max_batch = 4097 is invalid: allowed 1..4096"));
 }
 
 SSD_TEST(boundaries_are_valid) {
@@ -103,6 +105,8 @@ SSD_TEST(boundaries_are_valid) {
   CHECK_VALID(c.saguaro_c = 0.0);
   CHECK_VALID(c.auto_jit_max_batch = 0);
   CHECK_VALID(c.max_context = 16);
+  CHECK_VALID(c.max_context = 1 << 20);
+  CHECK_VALID(c.max_batch = 4096);
   CHECK_VALID(c.ngram_n = 8);
   CHECK_VALID(c.seed = ~0ull);
   CHECK_VALID(c.mode = "ar");

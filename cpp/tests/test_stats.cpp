@@ -65,18 +65,20 @@ SSD_TEST(phases_and_hidden_fraction) {
   st.add_phase_ns(Phase::kDraftPrespeculate, 400);  // the window holding glue + tree: busy = it + jit
   st.add_phase_ns(Phase::kTargetVerify, 1000);
   st.add_phase_ns(Phase::kTargetVerify, -5);  // clamped to 0, still counted as an interval
-  st.add_draft_overlap_ns(ssd::overlap_ns(0, 400, 100, 1100));  // 300
+  st.add_draft_window(ssd::overlap_ns(0, 400, 100, 1100));  // 300
   auto s = st.snapshot();
   SSD_CHECK_EQ(s.phase_ns[int(Phase::kTargetVerify)], 1000);
   SSD_CHECK_EQ(s.phase_count[int(Phase::kTargetVerify)], 2u);
   SSD_CHECK_EQ(s.draft_busy_ns, 500);
   SSD_CHECK_EQ(s.draft_overlap_ns, 300);
+  SSD_CHECK_EQ(s.draft_windows, 1u);
   SSD_CHECK_NEAR(s.draft_hidden_fraction, 0.6, 1e-12);
   // work inside a window but outside the glue/tree timers (the fork) is busy time too, so a fully
   // overlapped window never pushes the fraction above 1
   st.add_phase_ns(Phase::kDraftPrespeculate, 100);
-  st.add_draft_overlap_ns(100);
+  st.add_draft_window(100);
   s = st.snapshot();
+  SSD_CHECK_EQ(s.draft_windows, 2u);
   SSD_CHECK_EQ(s.draft_busy_ns, 600);
   SSD_CHECK_NEAR(s.draft_hidden_fraction, 400.0 / 600.0, 1e-12);
   SSD_CHECK_EQ(ssd::overlap_ns(0, 10, 20, 30), 0);

@@ -6,6 +6,12 @@ runtime (target worker + draft worker threads). ``generate`` blocks until every 
 ``stream`` yields text deltas as rounds commit. One pump thread moves the runtime's output events to
 per-request queues, so any number of caller threads may generate concurrently. Call ``close()`` (or
 use ``with``); Ctrl-C inside ``generate`` cancels that call's requests and re-raises promptly.
+
+Lifecycle: ``close()`` fails every pending request, running or still queued, with
+:class:`~ssdcore.errors.EngineClosedError`, joins the runtime's workers and then the pump thread. An
+engine nobody closed is closed the same way at interpreter exit (a ``weakref.finalize`` hook), before
+the interpreter finalizes: a thread that re-takes the GIL after that is killed mid-C++-frame.
+A failed request raises the class its error kind names (``errors.request_error``).
 """
 from __future__ import annotations
 
@@ -18,16 +24,13 @@ from typing import Iterator, List, Optional, Sequence, Union
 
 from .engine_config import EngineConfig
 from .engine_setup import build_runners, default_spin_wait_us, resolve_config
+from .errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError, request_error
 from .request_output import RequestOutput, RequestTracker
 from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
 
 log = logging.getLogger(__name__)
 
 PromptLike = Union[str, Sequence[int]]
-
-
-class ModelRunnerError(RuntimeError):
-    """A model forward raised inside the engine; the message names the side (target or draft)."""
 
 
 class Engine:
@@ -47,6 +50,7 @@ class Engine:
                               draft_cores=draft_cores)
         self.config, self.tokenizer, self.eos_token_ids = setup.config, setup.tokenizer, setup.eos_ids
         self.target, self.draft = setup.target, setup.draft
+        self._vocab = int(setup.target_runner.vocab_size())
         self._core = _core.Engine(self.config.to_core(), setup.target_runner, setup.draft_runner,
                                   list(self.eos_token_ids))
         self._queues: dict = {}
@@ -60,7 +64,7 @@ class Engine:
                                       daemon=True)
         self._pump.start()
         # an engine nobody closed is closed at interpreter exit, before its worker threads are torn down
-        self._finalizer = weakref.finalize(self, _close_core, self._core)
+        self._finalizer = weakref.finalize(self, _close_core, self._core, self._pump)
         log.info("engine ready: %s", self.config)
 
     # ------------------------------------------------------------------ public API
@@ -112,12 +116,12 @@ class Engine:
         self._core.reset_stats()
 
     def close(self) -> None:
+        """Fails every pending request with EngineClosedError and stops the engine (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        self._core.close()
         self._finalizer.detach()
-        self._pump.join(timeout=10)
+        _close_core(self._core, self._pump)
 
     def __enter__(self):
         return self
@@ -128,7 +132,7 @@ class Engine:
     # ------------------------------------------------------------------ internals
     def _submit(self, prompt: PromptLike, sp: SamplingParams, lazy: bool = False):
         if self._closed:
-            raise RuntimeError("the engine is closed; create a new Engine")
+            raise EngineClosedError("the engine is closed; create a new Engine")
         text, ids = self._encode(prompt)
         with self._lock:
             self._requests += 1
@@ -136,7 +140,12 @@ class Engine:
             q: queue.Queue = queue.Queue()
             # a caller that only wants the result gets one event at the finish, not one per round
             # (stop strings are matched on the way, so they need every round's tokens)
-            rid = self._core.submit(ids, sp.to_core(seed), stream=not lazy or bool(sp.stop))
+            try:
+                rid = self._core.submit(ids, sp.to_core(seed), stream=not lazy or bool(sp.stop))
+            except RuntimeError as e:  # close() raced this submit
+                if self._closed:
+                    raise EngineClosedError("the engine is closed; create a new Engine") from None
+                raise ModelRunnerError(str(e)) from None
             self._queues[rid] = q
         out = RequestOutput(request_id=rid, prompt=text, prompt_token_ids=list(ids))
         return RequestTracker(out, self.tokenizer, sp.stop, lazy), q
@@ -155,7 +164,7 @@ class Engine:
             if ev.get("finish"):
                 self._forget(tracker.out.request_id)
                 if ev["finish"] == "error":
-                    raise ModelRunnerError(ev["error"])
+                    raise request_error(ev.get("error_kind", ""), ev["error"])
                 yield tracker.finish(ev["finish"], ev.get("metrics"))
                 return
 
@@ -166,12 +175,17 @@ class Engine:
             if self.tokenizer is None:
                 raise ValueError("a text prompt needs a tokenizer; the target checkpoint has none, "
                                  "pass token ids instead")
+            _check_encodable(prompt)
             return prompt, list(self.tokenizer.encode(prompt, add_special_tokens=False))
         ids = list(prompt)
         if not ids:
             raise ValueError("prompt is empty: give at least one token")
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise ValueError(f"prompt token ids must be integers, got {ids[:8]!r}...")
+        for i, t in enumerate(ids):  # here, before C++ (whose int32 could not even hold some of them)
+            if not 0 <= t < self._vocab:
+                raise ValueError(f"prompt token {i} = {t} is outside the vocabulary: allowed "
+                                 f"0..{self._vocab - 1}")
         return None, ids
 
     def _forget(self, rid: int) -> None:
@@ -189,11 +203,15 @@ class Engine:
             if ev is None:
                 continue
             if ev == "closed":
-                return
+                break
             with self._lock:
                 q = self._queues.get(ev["seq_id"])
             if q is not None:
                 q.put(ev)
+        with self._lock:  # the runtime failed every request it knew; nothing may wait for ever
+            for rid, q in self._queues.items():
+                q.put({"seq_id": rid, "tokens": [], "finish": "error", "error_kind": "closed",
+                       "error": "the engine was closed before the request finished"})
 
 
 def _derive_seed(engine_seed: int, index: int) -> int:
@@ -229,8 +247,21 @@ def _as_params_list(value, n: int) -> list:
     return [sp] * n
 
 
-__all__ = ["Engine", "EngineConfig", "ModelRunnerError", "RequestOutput", "SamplingParams"]
+__all__ = ["Engine", "EngineClosedError", "EngineConfig", "ModelRunnerError", "NonFiniteLogitsError",
+           "RequestOutput", "SamplingParams"]
 
 
-def _close_core(core) -> None:
+def _close_core(core, pump: threading.Thread) -> None:
+    """Closes the runtime (every pending request fails) and joins the pump, which then exits."""
     core.close()
+    if pump is not threading.current_thread():
+        pump.join()
+
+
+def _check_encodable(text: str) -> None:
+    """ValueError naming the position of a lone surrogate (text that is not valid Unicode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"prompt is not valid Unicode: character {e.start} is a lone surrogate "
+                         f"({text[e.start]!r}); allowed: text that encodes as UTF-8") from None

@@ -8,10 +8,13 @@ lanes for both, plus tree-branch scratch for the draft in ssd mode). Called once
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
+
 from .engine_config import EngineConfig
+from .memory_budget import check_kv_budget
 from .model_runner import ModelRunner
 
 
@@ -41,6 +44,30 @@ def default_spin_wait_us(target_cores, draft_cores) -> int:
     except TypeError:  # not iterables of core ids: the runners report that themselves
         return 0
     return PINNED_SPIN_WAIT_US if disjoint else 0
+
+
+MAX_THREADS = 1024
+
+
+def check_workers(side: str, threads, cores) -> None:
+    """ValueError naming ``{side}_threads`` / ``{side}_cores`` when they are not usable here: the cores
+    must be CPUs this process may run on (``os.sched_getaffinity``), so that a worker never fails
+    to pin itself after the engine started."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"{side}_threads = {threads!r} is invalid: allowed an integer in 1..{MAX_THREADS}")
+    if cores is None:
+        return
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    try:
+        values = list(cores)
+    except TypeError:
+        values = None
+    if (not values or any(isinstance(c, bool) or not isinstance(c, int) for c in values)
+            or len(set(values)) != len(values)
+            or (allowed is not None and not set(values) <= set(allowed))):
+        where = (f"distinct CPU ids among those this process may use: {allowed}" if allowed is not None
+                 else "a non-empty list of distinct CPU ids")
+        raise ValueError(f"{side}_cores = {cores!r} is invalid: allowed {where}")
 
 
 def resolve_config(mode: str, K: int, fan_out, backup: str, saguaro_c: float, **fields) -> EngineConfig:
@@ -81,6 +108,9 @@ def build_runners(config: EngineConfig, target, draft, *, dtype: str, target_dev
                   target_cores=None, draft_cores=None) -> EngineSetup:
     from .models import reconcile_vocab
 
+    check_workers("target", target_threads, target_cores)
+    if config.mode != "ar":
+        check_workers("draft", draft_threads, draft_cores)
     if target is None:
         from .bundled import bundled_pair
 
@@ -98,6 +128,7 @@ def build_runners(config: EngineConfig, target, draft, *, dtype: str, target_dev
         limit = min(limit, int(d.config.max_position_embeddings))
     if config.max_context > limit:
         config = dataclasses.replace(config, max_context=limit)
+    check_kv_budget(config, t.model, d.model if d is not None else None)  # before any KV is allocated
     t_runner = ModelRunner(t.model, side="target", num_lanes=config.max_batch,
                            context_slots=config.max_context, threads=target_threads, cores=target_cores)
     d_runner = None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
 _UINT64 = 2**64
+_INT32_MAX = 2**31 - 1  # integers the runtime keeps as int32 (token ids, counts)
 
 
 def _fail(name: str, value, allowed: str) -> ValueError:
@@ -44,16 +45,16 @@ class SamplingParams:
         t = self.temperature
         if not _is_number(t) or not math.isfinite(t) or t < 0:
             raise _fail("temperature", t, "a finite number >= 0 (0 = greedy)")
-        if not _is_int(self.top_k) or self.top_k < 0:
-            raise _fail("top_k", self.top_k, "an integer >= 0 (0 = off)")
+        if not _is_int(self.top_k) or not 0 <= self.top_k <= _INT32_MAX:
+            raise _fail("top_k", self.top_k, f"an integer in [0, {_INT32_MAX}] (0 = off)")
         if not _is_number(self.top_p) or not (0 < self.top_p <= 1):
             raise _fail("top_p", self.top_p, "a number in (0, 1] (1 = off)")
-        if not _is_int(self.max_tokens) or self.max_tokens < 1:
-            raise _fail("max_tokens", self.max_tokens, "an integer >= 1")
+        if not _is_int(self.max_tokens) or not 1 <= self.max_tokens <= _INT32_MAX:
+            raise _fail("max_tokens", self.max_tokens, f"an integer in [1, {_INT32_MAX}]")
         if not all(isinstance(s, str) and s for s in self.stop):
             raise _fail("stop", self.stop, "non-empty strings")
-        if not all(_is_int(i) and i >= 0 for i in self.stop_token_ids):
-            raise _fail("stop_token_ids", self.stop_token_ids, "token ids >= 0")
+        if not all(_is_int(i) and 0 <= i <= _INT32_MAX for i in self.stop_token_ids):
+            raise _fail("stop_token_ids", self.stop_token_ids, f"token ids in [0, {_INT32_MAX}]")
         if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < _UINT64):
             raise _fail("seed", self.seed, f"None or an integer in [0, {_UINT64 - 1}]")
         if not isinstance(self.ignore_eos, bool):

@@ -24,6 +24,8 @@ struct EngineConfig {
   static constexpr int kMinContext = 16;    // smallest max_context
   static constexpr int kMaxNgramN = 8;      // largest ngram_n
   static constexpr int kMaxSpinWaitUs = 1000000;  // largest spin_wait_us (one second)
+  static constexpr int kMaxBatch = 4096;    // largest max_batch (what fits memory is checked apart)
+  static constexpr int kMaxContext = 1 << 20;  // largest max_context
 
   std::string mode = "ssd";              // "ssd" (speculative speculative), "sd" (speculative), "ar"
   int K = 4;                             // draft length (tokens proposed per round), 1..32
@@ -33,8 +35,8 @@ struct EngineConfig {
   std::string backup = "auto";           // on a cache miss: "auto" | "jit" | "ngram" | "none"
   int auto_jit_max_batch = 8;            // auto's prior: jit when batch <= this, else ngram; >= 0
   double saguaro_c = 1.0;                // Saguaro down-weighting C in [0, 1]; 1 = plain sampling
-  int max_batch = 8;                     // sequences per round (= KV lanes), >= 1
-  int max_context = 1024;                // tokens per sequence (prompt + generated), >= 16
+  int max_batch = 8;                     // sequences per round (= KV lanes), 1..4096
+  int max_context = 1024;                // tokens per sequence (prompt + generated), 16..2^20
   int ngram_n = 3;                       // match length of the ngram backup, 1..8
   std::uint64_t seed = 0;                // engine default seed
   int stats_window = 256;                // rounds of history for the online estimates, >= 1

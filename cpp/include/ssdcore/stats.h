@@ -59,6 +59,7 @@ struct Stats {
   std::vector<std::int64_t> phase_ns;            // [kNumPhases] total nanoseconds
   std::vector<std::uint64_t> phase_count;        // [kNumPhases] timed intervals
   std::int64_t draft_overlap_ns = 0;             // draft busy time overlapping target verification
+  std::uint64_t draft_windows = 0;               // pre-speculation windows measured against a verify
 
   // Derived (0 when the denominator is 0).
   std::vector<double> position_acceptance;       // [K] accepted / reached
