@@ -15,6 +15,7 @@ generous safety timeout; nothing asserts that something happened within a given 
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -103,6 +104,7 @@ def test_close_fails_running_and_queued_requests(pair, python_forward):
     EngineClosedError, and every caller returns."""
     gate = Gate()
     python_forward.setattr(ModelRunner, "forward", gate(ModelRunner.forward))
+    threads_before = os_threads()
     engine = ssdcore.Engine(*pair, mode="ssd", **ENGINE_KW)
     outcomes = []
 
@@ -130,6 +132,12 @@ def test_close_fails_running_and_queued_requests(pair, python_forward):
     assert not any(isinstance(o, ModelRunnerError) for o in outcomes)
     with pytest.raises(EngineClosedError):
         engine.generate([[3]], GREEDY)
+    # the pump and both C++ workers have ended (a joined thread's OS thread ends just after the join)
+    wait_until(lambda: os_threads() <= threads_before, "the engine's threads ended")
+
+
+def os_threads() -> int:
+    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
 
 
 def _refuses_submits(engine) -> bool:

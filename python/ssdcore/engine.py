@@ -15,6 +15,7 @@ A failed request raises the class its error kind names (``errors.request_error``
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue
@@ -54,6 +55,8 @@ class Engine:
         self._core = _core.Engine(self.config.to_core(), setup.target_runner, setup.draft_runner,
                                   list(self.eos_token_ids))
         self._queues: dict = {}
+        self._unfinished: set = set()  # ids the runtime has not finished yet (even if the caller left)
+        self._finished: collections.Counter = collections.Counter()  # finish reason -> requests
         self._lock = threading.Lock()
         self._closed = False
         self._requests = 0
@@ -110,10 +113,20 @@ class Engine:
         """Per-position acceptance and hit histograms, backup use, phase times, draft-hidden fraction."""
         s = self._core.stats()
         s["backup_use"] = dict(zip(("auto", "jit", "ngram", "none"), s.pop("backup_counts")))
+        with self._lock:  # requests that ended, by finish reason (those whose caller left included)
+            s["requests_finished"] = dict(self._finished)
         return s
+
+    def pending_requests(self) -> int:
+        """Requests submitted and not yet finished by the runtime: running or queued, including those
+        whose caller has left (a cancelled request counts until its cancellation lands)."""
+        with self._lock:
+            return len(self._unfinished)
 
     def reset_stats(self) -> None:
         self._core.reset_stats()
+        with self._lock:
+            self._finished.clear()
 
     def close(self) -> None:
         """Fails every pending request with EngineClosedError and stops the engine (idempotent)."""
@@ -147,6 +160,7 @@ class Engine:
                     raise EngineClosedError("the engine is closed; create a new Engine") from None
                 raise ModelRunnerError(str(e)) from None
             self._queues[rid] = q
+            self._unfinished.add(rid)
         out = RequestOutput(request_id=rid, prompt=text, prompt_token_ids=list(ids))
         return RequestTracker(out, self.tokenizer, sp.stop, lazy), q
 
@@ -206,9 +220,13 @@ class Engine:
                 break
             with self._lock:
                 q = self._queues.get(ev["seq_id"])
+                if ev.get("finish"):
+                    self._unfinished.discard(ev["seq_id"])
+                    self._finished[ev["finish"]] += 1
             if q is not None:
                 q.put(ev)
         with self._lock:  # the runtime failed every request it knew; nothing may wait for ever
+            self._unfinished.clear()
             for rid, q in self._queues.items():
                 q.put({"seq_id": rid, "tokens": [], "finish": "error", "error_kind": "closed",
                        "error": "the engine was closed before the request finished"})
