@@ -1,23 +1,22 @@
 """OpenAI-compatible server (``ssdcore serve``) driven by the official ``openai`` client.
 
-One uvicorn server on a free 127.0.0.1 port, in a background thread, serves the bundled pair for the
-whole module (shut down by the fixture). Greedy answers must equal ``Engine.generate`` on the same
-engine; 16 concurrent streams must come back complete and independent; bad requests get 400 with an
-OpenAI error body and leave the server serving; a client that disconnects mid-stream frees its
-sequence (``ssdcore_requests_cancelled_total`` rises, ``ssdcore_requests_running`` returns to 0).
-Every wait is bounded in count and time.
+One server (``ssdcore.server_http.build_server``) on a free 127.0.0.1 port, in a background thread,
+serves the bundled pair for the whole module (shut down by the fixture). Greedy answers must equal
+``Engine.generate`` on the same engine; 16 concurrent streams must come back complete and independent;
+bad requests get 400 (an unknown model 404) with an OpenAI error body and leave the server serving;
+a client that disconnects mid-stream or while waiting for a full answer frees its sequence
+(``ssdcore_requests_cancelled_total`` rises, ``ssdcore_requests_running`` returns to 0). Every wait is
+bounded in count and time, and none depends on the machine's speed.
 """
 import concurrent.futures
 import re
-import socket
-import threading
-import time
 
 import httpx
 import openai
 import pytest
 
 import ssdcore
+from _server_util import GatedEngine, raw_connection, request_bytes, running, wait_until
 from ssdcore import SamplingParams
 
 MODEL = "ssdcore-bundled"
@@ -35,32 +34,10 @@ def engine():
 
 @pytest.fixture(scope="module")
 def base_url(engine):
-    import uvicorn
-
     from ssdcore.server import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, MODEL), log_level="warning",
-                                           timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server did not come up in 30 s"
-        time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=20)
-    sock.close()
-    assert not thread.is_alive(), "server did not shut down"
+    with running(create_app(engine, MODEL)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +74,22 @@ def test_models_health_metrics(base_url, client):
                    "cache_hits_total", "cache_misses_total", "backup_use_total",
                    "draft_hidden_fraction", "prompt_tokens_total", "completion_tokens_total"):
         assert f"# TYPE ssdcore_{family} " in r.text, family
-    assert re.search(r'^ssdcore_cache_misses_total\{position="0"\} \d+$', r.text, re.M)
+    assert re.search(r'^ssdcore_cache_misses_total\{position="0"\} \d+(\.\d+)?$', r.text, re.M)
+    assert re.fullmatch(r"req-[0-9a-f]{24}", r.headers["x-request-id"])
+
+
+def test_metrics_registry_per_app():
+    from ssdcore.server_metrics import ServerMetrics
+
+    a = ServerMetrics(lambda: {"rounds": 7, "cache_misses": [1, 2]})
+    b = ServerMetrics()
+    a.request_done("/v1/completions", "ok")
+    text_a, text_b = a.exposition().decode(), b.exposition().decode()
+    assert 'ssdcore_requests_total{endpoint="/v1/completions",status="ok"} 1.0' in text_a
+    assert "ssdcore_requests_total{" not in text_b  # separate registries, not the global one
+    assert "ssdcore_engine_rounds_total 7.0" in text_a
+    assert 'ssdcore_cache_misses_total{position="1"} 2.0' in text_a
+    assert "ssdcore_engine_rounds_total" not in text_b
 
 
 def test_completion_greedy_equals_engine(engine, client):
@@ -208,12 +200,23 @@ BAD = [
     (b'{"model": "ssdcore-bundled", "prompt": "x", "max_tokens": "many"}', "max_tokens"),
     (b'{"model": "ssdcore-bundled", "prompt": "x", "temperature": -0.5}', "temperature"),
     (b'{"model": "ssdcore-bundled", "prompt": "x", "top_p": 0}', "top_p"),
-    (b'{"model": "gpt-4", "prompt": "x"}', "model"),                          # unknown model
     (b'{"model": "ssdcore-bundled", "prompt": "x", "n": 2}', "n"),
     (b'{"model": "ssdcore-bundled", "prompt": "x", "stop": [""]}', "stop"),
     (b'{"model": "ssdcore-bundled", "prompt": "x", "seed": -1}', "seed"),
     (b'{"model": "ssdcore-bundled", "prompt": "x", "max_tokens": 5000}', "max_tokens"),
     (b'{"model": "ssdcore-bundled", "prompt": "' + b"x = 1\\n" * 2000 + b'"}', "prompt"),
+    # integers past the runtime's int32 / uint64: 400 from the schema, never a binding's TypeError
+    (b'{"model": "ssdcore-bundled", "prompt": "x", "max_tokens": 2147483648}', "max_tokens"),
+    (b'{"model": "ssdcore-bundled", "prompt": "x", "top_k": 2147483648}', "top_k"),
+    (b'{"model": "ssdcore-bundled", "prompt": "x", "seed": 18446744073709551616}', "seed"),
+    (b'{"model": "ssdcore-bundled", "prompt": "x", "stop_token_ids": [2147483648]}',
+     "stop_token_ids.0"),
+    (b'{"model": "ssdcore-bundled", "prompt": [1, 2147483648]}', "prompt.1"),
+    (b'{"model": "ssdcore-bundled", "prompt": [[5, -1]]}', "prompt.0.1"),
+    (b'{"model": "ssdcore-bundled", "prompt": "x", "temperature": 1e400}', "temperature"),
+    (b'{"model": "ssdcore-bundled", "prompt": "abc\\ud800"}', None),        # lone surrogate
+    (b'{"model": "ssdcore-bundled", "prompt": "x", "stop": ["\\udc00"]}', None),
+    (b'{"model": "ssdcore-bundled", "prompt": [7000]}', None),                 # past the vocabulary
 ]
 
 
@@ -240,46 +243,102 @@ def test_bad_requests_get_400_and_server_keeps_serving(engine, base_url, client)
 
 def wait_for_one_cancel(base_url, before: dict) -> dict:
     """Scrape /metrics until exactly one more /v1/completions request is counted as cancelled and none
-    is running (30 s at most); returns that scrape."""
+    is running; returns that scrape."""
     key = 'ssdcore_requests_cancelled_total{endpoint="/v1/completions"}'
-    deadline = time.monotonic() + 30
-    while True:
+
+    def cancelled():
         m = scrape(base_url)
-        if m.get(key, 0) == before.get(key, 0) + 1 and m["ssdcore_requests_running"] == 0:
-            return m
-        assert time.monotonic() < deadline, f"request not cancelled in 30 s: {m.get(key)}"
-        time.sleep(0.2)
+        return m if m.get(key, 0) == before.get(key, 0) + 1 and m["ssdcore_requests_running"] == 0 \
+            else None
+    return wait_until(cancelled, "request counted as cancelled", poll=0.1)
 
 
-def test_disconnect_mid_stream_cancels_request(engine, base_url):
+def test_disconnect_mid_stream_cancels_request(engine):
+    """The 800-token stream is held after its first delta until the server has seen the client go;
+    its engine stream must then be closed (cancelled), while another stream completes unaffected."""
+    from ssdcore.server import create_app
+
     ref = greedy(engine, PROMPTS[5], 24)
-    before = scrape(base_url)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        other = pool.submit(_stream_text, base_url, PROMPTS[5], 24)
+    gated = GatedEngine(engine, held=lambda sp: sp.max_tokens == 800)
+    gated.after_first.clear()
+    app = create_app(gated, MODEL)
+    with running(app) as url, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        before = scrape(url)
+        other = pool.submit(_stream_text, url, PROMPTS[5], 24)
         body = {"model": MODEL, "prompt": PROMPTS[6], "max_tokens": 800, "temperature": 0,
                 "stream": True, "ignore_eos": True}
         with httpx.Client(timeout=60) as http:
-            with http.stream("POST", f"{base_url}/v1/completions", json=body) as r:
+            with http.stream("POST", f"{url}/v1/completions", json=body) as r:
                 assert r.status_code == 200
                 first = next(line for line in r.iter_lines() if line.startswith("data: "))
                 assert '"text_completion"' in first
+        wait_until(lambda: any(job.cancelled.is_set() for job in list(app.state.ssd.jobs)),
+                   "server noticed the disconnect")
+        gated.after_first.set()
         assert other.result(timeout=120) == (ref.text, ref.finish_reason)  # others unaffected
-    m = wait_for_one_cancel(base_url, before)
-    ok = 'ssdcore_requests_total{endpoint="/v1/completions",status="ok"}'
-    assert m[ok] == before[ok] + 1  # only the other request completed
-    committed = "ssdcore_engine_tokens_committed_total"
-    assert m[committed] - before[committed] < 400  # the cancelled one stopped early
-    assert client_still_serves(engine, base_url)
+        m = wait_for_one_cancel(url, before)
+        ok = 'ssdcore_requests_total{endpoint="/v1/completions",status="ok"}'
+        assert m[ok] == before.get(ok, 0) + 1  # only the other request completed
+        assert gated.closed_early == 1  # the engine stream was closed before it finished
+        assert client_still_serves(engine, url)
 
 
-def test_disconnect_while_waiting_for_full_answer_cancels(engine, base_url):
-    before = scrape(base_url)
-    body = {"model": MODEL, "prompt": PROMPTS[8], "max_tokens": 800, "temperature": 0,
-            "ignore_eos": True}
-    with pytest.raises(httpx.ReadTimeout):  # the client gives up on a non-streamed answer
-        httpx.post(f"{base_url}/v1/completions", json=body, timeout=httpx.Timeout(30, read=1.0))
-    wait_for_one_cancel(base_url, before)
-    assert client_still_serves(engine, base_url)
+def test_unknown_model_is_404(base_url, client):
+    for path, body in (("/v1/completions", {"model": "gpt-4", "prompt": "x"}),
+                       ("/v1/chat/completions",
+                        {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]})):
+        r = httpx.post(f"{base_url}{path}", json=body, timeout=30)
+        assert r.status_code == 404, r.text
+        err = r.json()["error"]
+        assert err["code"] == "model_not_found" and err["param"] == "model" and "gpt-4" in err["message"]
+    r = httpx.get(f"{base_url}/v1/models/gpt-4", timeout=30)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="gpt-4", prompt="x", max_tokens=2)
+
+
+@pytest.mark.parametrize("role", ["tool", "developer", "function", "robot", ""])
+def test_chat_roles_other_than_system_user_assistant_are_400(base_url, role):
+    messages = [{"role": "system", "content": "s"}, {"role": role, "content": "x"}]
+    r = httpx.post(f"{base_url}/v1/chat/completions", json={"model": MODEL, "messages": messages},
+                   timeout=30)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "messages.1.role" and "'system', 'user' or 'assistant'" in err["message"]
+
+
+def test_largest_seed_is_accepted(engine, client):
+    r = client.completions.create(model=MODEL, prompt=PROMPTS[3], max_tokens=1, temperature=1.0,
+                                  seed=2**64 - 1)
+    assert r.usage.completion_tokens == 1
+
+
+def test_disconnect_while_waiting_for_full_answer_cancels(engine):
+    """The request is held before the engine until the server has seen the client go: its engine
+    request must then be cancelled (closed after its first delta), not run to 800 tokens."""
+    from ssdcore.server import create_app
+
+    gated = GatedEngine(engine)
+    gated.gate.clear()
+    app = create_app(gated, MODEL)
+    state = app.state.ssd
+    body = (b'{"model": "ssdcore-bundled", "prompt": "try:\\n    import ", "max_tokens": 800, '
+            b'"temperature": 0, "ignore_eos": true}')
+    with running(app) as url:
+        before = scrape(url)
+        sock = raw_connection(url)
+        sock.sendall(request_bytes("POST", "/v1/completions", body,
+                                   {"Content-Type": "application/json"}))
+        gated.wait_entered(1)  # the job thread is at the gate: the answer cannot be ready
+        sock.close()           # the client gives up on its non-streamed answer
+        wait_until(lambda: any(job.cancelled.is_set() for job in list(state.jobs)),
+                   "server noticed the disconnect")
+        gated.gate.set()
+        m = wait_for_one_cancel(url, before)
+        assert gated.closed_early == 1  # the engine request was cancelled, not finished
+        key = 'ssdcore_requests_total{endpoint="/v1/completions",status="cancelled"}'
+        assert m[key] == before.get(key, 0) + 1
+        assert client_still_serves(engine, url)
 
 
 def client_still_serves(engine, base_url) -> bool:

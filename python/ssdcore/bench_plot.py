@@ -1,11 +1,23 @@
 """PNG plot of a ``ssdcore bench`` result: tokens/s per contender (median with min..max), and the
-cache hit rate and acceptance per position for the engine modes. Uses matplotlib's Agg backend."""
+cache hit rate and acceptance per position for the engine modes. Uses matplotlib's Agg backend, from
+the ``bench`` extra: without it :func:`require_matplotlib` and :func:`plot` raise RuntimeError naming
+the install command."""
 from __future__ import annotations
 
 from pathlib import Path
 
 
+def require_matplotlib() -> None:
+    """RuntimeError with the install command when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise RuntimeError("the bench plot needs matplotlib (the bench extra): "
+                           "pip install 'ssdcore[bench]'") from None
+
+
 def plot(result: dict, path: Path) -> None:
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -19,6 +20,18 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return value
+    return parse
+
+
+def _non_negative(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
         return value
     return parse
 
@@ -112,6 +125,22 @@ def _serve_args(s: argparse.ArgumentParser) -> None:
                    "max-batch))")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info",
                                                            "debug"])
+    s.add_argument("--api-key", default=os.environ.get("SSDCORE_API_KEY"),
+                   help="require `Authorization: Bearer KEY` on /v1/* (default: $SSDCORE_API_KEY; "
+                   "/health and /metrics stay open)")
+    s.add_argument("--max-request-bytes", type=_positive(int), default=4 * 1024 * 1024,
+                   help="larger request bodies get 413 (default 4 MiB)")
+    s.add_argument("--max-queue", type=_positive(int), default=256,
+                   help="generation requests admitted at once, running and waiting; more get 429 "
+                   "(default 256)")
+    s.add_argument("--timeout-keep-alive", type=_positive(float), default=5.0,
+                   help="close a connection idle this many seconds after a response (default 5)")
+    s.add_argument("--timeout-request-read", type=_positive(float), default=30.0,
+                   help="close a connection that has not sent a complete request (head and body) "
+                   "this many seconds after opening or after its last response (default 30)")
+    s.add_argument("--shutdown-grace", type=_non_negative(float), default=10.0,
+                   help="on SIGTERM, seconds running requests may finish before they end with 503 "
+                   "(default 10)")
 
 
 def _read_prompt(args) -> str:
@@ -165,6 +194,9 @@ def cmd_generate(args) -> None:
 
 def cmd_bench(args) -> None:
     from .bench import BenchSettings, format_table, run_bench, write_outputs
+    from .bench_plot import require_matplotlib
+
+    require_matplotlib()  # before minutes of benchmarking, not after
     from .prompts import jsonl_prompts, stdlib_prompts
 
     if args.quick:
@@ -198,12 +230,17 @@ def cmd_bench(args) -> None:
         print(f"wrote {json_path} and {png_path}")
 
 
+SERVE_DEPENDENCIES = ("fastapi", "starlette", "uvicorn", "h11", "prometheus_client", "pydantic")
+
+
 def cmd_serve(args) -> None:
     try:
         from .server import serve
     except ImportError as e:
-        raise RuntimeError(f"serve needs the server dependencies ({e.name} is missing): "
-                           "pip install fastapi uvicorn") from None
+        if (e.name or "").split(".")[0] not in SERVE_DEPENDENCIES:
+            raise
+        raise RuntimeError(f"serve needs the server extra ({e.name} is missing): "
+                           "pip install 'ssdcore[serve]'") from None
     serve(args)
 
 

@@ -3,32 +3,36 @@
 Routes: ``POST /v1/completions``, ``POST /v1/chat/completions`` (both with ``stream: true`` as
 server-sent events), ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus text).
 :func:`create_app` builds the FastAPI app around an engine it does not own; :func:`serve` builds the
-engine from CLI arguments and runs uvicorn.
+engine from CLI arguments and runs it with :mod:`~ssdcore.server_http` (uvicorn, h11, request-read
+timeout, graceful drain on SIGTERM). The pieces: :mod:`~ssdcore.server_guard` (request id, API key,
+body limit, before any route), :mod:`~ssdcore.server_state` (admission, preparation, drain),
+:mod:`~ssdcore.server_job` (one engine request), :mod:`~ssdcore.server_schema` (bodies),
+:mod:`~ssdcore.server_metrics` (Prometheus).
 
-Threads: the event loop never blocks on the engine. Each request is an
-:class:`~ssdcore.server_job.EngineJob` that iterates ``Engine.stream`` on a dedicated thread pool
-(``workers`` threads, default max(32, 4 x max_batch), so many concurrent streams never starve the
-default pool that ``/metrics`` uses) and hands deltas to the loop through an ``asyncio.Queue``. The
-engine batches the concurrent requests itself (continuous batching between rounds).
+Threads: the event loop never blocks on the engine or on CPU work. Parsing, chat templates and
+tokenization run on the state's ``prep`` pool; each request is an :class:`~ssdcore.server_job.EngineJob`
+that iterates ``Engine.stream`` on the request pool (``workers`` threads, default max(32, 4 x
+max_batch)) and hands deltas to the loop through an ``asyncio.Queue``; ``/metrics`` reads the engine's
+stats on the default pool. The engine batches concurrent requests itself (continuous batching).
 
 Invariants: a client that goes away (disconnect mid-stream, or while waiting for a non-streamed
 answer) sets its job's cancel flag; the job thread then closes the stream generator, which cancels
 the request in the engine, at the latest when the next delta arrives. Every generation request is
-counted exactly once in ``ssdcore_requests_total``: by the job when one ran, otherwise by the error
-handler. Every error is an OpenAI-style body; validation errors are 400, never FastAPI's 422.
+counted exactly once in ``ssdcore_requests_total``: by the job when one ran, otherwise by the guard
+or the error handler. Every error is an OpenAI-style body; validation errors are 400, never
+FastAPI's 422; a 500 body names only the request id (``x-request-id``), never the exception.
 """
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import logging
-import socket
+import signal
 import threading
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,28 +40,34 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import server_metrics
-from .server_job import ClientGone, EngineJob
 from ._version import __version__
-from .server_schema import (APIError, ChatCompletionRequest, CompletionRequest, ResponseShape,
-                            chat_messages, check_supported, completion_prompt, error_body,
-                            sampling_params, validation_message)
+from .server_guard import DEFAULT_MAX_REQUEST_BYTES, RequestGuard
+from .server_http import build_server, listen
+from .server_job import ClientGone, EngineJob, internal_error
+from .server_schema import APIError, ResponseShape, error_body, validation_message
+from .server_state import ServerState
 
 log = logging.getLogger(__name__)
-DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
+DEFAULT_MAX_QUEUE = 256  # generation requests admitted at once (running + waiting); then 429
 
 
 def _sse(body) -> str:
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
-def _error_response(e: Exception) -> JSONResponse:
-    if isinstance(e, APIError):
-        return JSONResponse(e.body(), status_code=e.status)
-    return JSONResponse(error_body(str(e) or type(e).__name__, type="server_error"), status_code=500)
+def _error_response(e: APIError) -> JSONResponse:
+    return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+
+def _status_label(status: int) -> str:
+    if status in (401, 413, 429, 503):
+        return "rejected"
+    return "bad_request" if status < 500 else "error"
 
 
 async def _sse_stream(job: EngineJob, shape: ResponseShape, first):
-    """Server-sent events: one chunk per delta, a finish chunk, the usage chunk if asked, [DONE]."""
+    """Server-sent events: one chunk per delta, a finish chunk, the usage chunk if asked, [DONE]; an
+    error after the first chunk is sent as a final ``{"error": ...}`` event before ``[DONE]``."""
     try:
         if shape.chat:
             yield _sse(shape.chunk("", role=True))
@@ -66,9 +76,7 @@ async def _sse_stream(job: EngineJob, shape: ResponseShape, first):
             yield _sse(shape.chunk(item[1]))
             item = await job.get()
         if item[0] == "error":
-            e = item[1]
-            body = e.body() if isinstance(e, APIError) else error_body(str(e), type="server_error")
-            yield _sse(body)
+            yield _sse(item[1].body())
         else:
             out = item[1]
             yield _sse(shape.chunk(None if shape.chat else "", finish_reason=out.finish_reason))
@@ -116,84 +124,9 @@ async def _respond(request: Request, job: EngineJob, shape: ResponseShape, strea
         raise
 
 
-class _Server:
-    """State shared by the routes: the engine, the model name, metrics and the job thread pool."""
+def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
+    metrics = state.metrics
 
-    def __init__(self, engine, model_name: str, workers: int):
-        self.engine, self.model_name = engine, model_name
-        self.metrics = server_metrics.ServerMetrics()
-        self.executor = concurrent.futures.ThreadPoolExecutor(workers, "ssdcore-request")
-        self.created = int(time.time())
-        self.lock = threading.Lock()
-        self.jobs: set = set()
-
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Cancels every running job and waits (bounded) for their threads to let go of the engine."""
-        with self.lock:
-            jobs = list(self.jobs)
-        log.info("shutting down: cancelling %d running request(s)", len(jobs))
-        for job in jobs:
-            job.cancel()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if not self.jobs:
-                    break
-            time.sleep(0.05)
-        else:
-            log.warning("%d request(s) still running at shutdown", len(self.jobs))
-        self.executor.shutdown(wait=False, cancel_futures=True)
-
-    def check_model(self, model: str) -> None:
-        if model != self.model_name:
-            raise APIError(f"The model `{model}` does not exist: this server serves "
-                           f"`{self.model_name}`", "model", code="model_not_found")
-
-    def encode(self, text: str) -> list:
-        tok = self.engine.tokenizer
-        if tok is None:
-            raise APIError("the model has no tokenizer: give the prompt as token ids", "prompt")
-        return list(tok.encode(text, add_special_tokens=False))
-
-    def budget(self, ids: list, requested: Optional[int], default: Optional[int], param: str) -> int:
-        """max_tokens for the request; 400 when the prompt (plus an explicit max_tokens) is too long."""
-        limit = self.engine.config.max_context
-        room = limit - len(ids)
-        if room < 1:
-            raise APIError(f"This model's maximum context length is {limit} tokens; the {param} has "
-                           f"{len(ids)} tokens, leaving no room to generate", param)
-        if requested is not None and requested > room:
-            raise APIError(f"This model's maximum context length is {limit} tokens; you requested "
-                           f"{len(ids) + requested} ({len(ids)} in the {param}, {requested} in the "
-                           "completion)", "max_tokens")
-        if requested is not None:
-            return requested
-        return room if default is None else min(default, room)
-
-    def chat_prompt(self, req: ChatCompletionRequest) -> list:
-        tok = self.engine.tokenizer
-        if tok is None or not getattr(tok, "chat_template", None):
-            raise APIError("the model has no chat template: use /v1/completions", "messages")
-        try:
-            text = tok.apply_chat_template(chat_messages(req), tokenize=False,
-                                           add_generation_prompt=True)
-        except APIError:
-            raise
-        except Exception as e:  # jinja2 TemplateError and friends: the messages do not fit
-            raise APIError(f"messages do not fit the chat template: {e}", "messages") from None
-        return self.encode(text)
-
-    def job(self, req, endpoint: str, ids: list, max_tokens: int, t0: float):
-        check_supported(req)
-        sp = sampling_params(req, max_tokens)
-        include_usage = bool(req.stream and req.stream_options and req.stream_options.include_usage)
-        shape = ResponseShape(endpoint == "/v1/chat/completions", self.model_name, include_usage)
-        job = EngineJob(self, endpoint, ids, sp, t0)
-        job.start()
-        return job, shape
-
-
-def _install_error_handlers(app: FastAPI, metrics: server_metrics.ServerMetrics) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError):
         message, param = validation_message(exc.errors())
@@ -202,8 +135,8 @@ def _install_error_handlers(app: FastAPI, metrics: server_metrics.ServerMetrics)
 
     @app.exception_handler(APIError)
     async def on_api_error(request: Request, exc: APIError):
-        metrics.request_done(request.url.path, "bad_request" if exc.status < 500 else "error")
-        return JSONResponse(exc.body(), status_code=exc.status)
+        metrics.request_done(request.url.path, _status_label(exc.status))
+        return _error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException):
@@ -212,14 +145,28 @@ def _install_error_handlers(app: FastAPI, metrics: server_metrics.ServerMetrics)
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception):
-        log.exception("unhandled error on %s", request.url.path)
+        request_id = getattr(request.state, "request_id", "-")
+        log.error("request %s failed on %s", request_id, request.url.path, exc_info=exc)
         metrics.request_done(request.url.path, "error")
-        return JSONResponse(error_body(f"internal error: {exc}", type="server_error"), status_code=500)
+        return JSONResponse(internal_error(request_id).body(), status_code=500,
+                            headers={"x-request-id": request_id})
 
 
-def create_app(engine, model_name: str = "ssdcore-bundled", workers: Optional[int] = None) -> FastAPI:
-    """The FastAPI app serving ``engine`` (not closed by the app) under the name ``model_name``."""
-    state = _Server(engine, model_name, workers or max(32, 4 * engine.config.max_batch))
+def create_app(engine, model_name: str = "ssdcore-bundled", workers: Optional[int] = None, *,
+               api_key: Optional[str] = None, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+               max_queue: int = DEFAULT_MAX_QUEUE) -> FastAPI:
+    """The FastAPI app serving ``engine`` (not closed by the app) under the name ``model_name``.
+
+    ``api_key``: when set, ``/v1/*`` needs ``Authorization: Bearer <api_key>`` (401 otherwise;
+    ``/health`` and ``/metrics`` stay open). ``max_request_bytes``: larger bodies get 413 (default
+    4 MiB). ``max_queue``: generation requests admitted at once, running and waiting; the next gets
+    429 with ``Retry-After: 1``. ``workers``: request threads (default max(32, 4 x max_batch)).
+    ``app.state.ssd`` is the :class:`~ssdcore.server_state.ServerState` (its ``drain`` is what
+    :func:`~ssdcore.server_http.build_server` runs at shutdown).
+    """
+    if max_queue < 1:
+        raise ValueError(f"max_queue = {max_queue} is invalid: allowed >= 1")
+    state = ServerState(engine, model_name, workers or max(32, 4 * engine.config.max_batch), max_queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -228,27 +175,37 @@ def create_app(engine, model_name: str = "ssdcore-bundled", workers: Optional[in
 
     app = FastAPI(title="ssdcore", version=__version__, lifespan=lifespan)
     app.state.ssd = state
-    _install_error_handlers(app, state.metrics)
+    app.add_middleware(RequestGuard, api_key=api_key, max_request_bytes=max_request_bytes,
+                       on_reject=lambda path, status: state.metrics.request_done(path, "rejected"))
+    _install_error_handlers(app, state)
+
+    async def generate(request: Request, endpoint: str, prepare):
+        t0 = time.perf_counter()
+        request_id = request.state.request_id
+        slot = state.admit()
+        try:
+            req, ids, max_tokens = await prepare(await request.body())
+            job, shape = state.start_job(req, endpoint, ids, max_tokens, t0, request_id, slot)
+        except APIError:
+            slot.release()
+            raise
+        except Exception:
+            slot.release()
+            log.exception("request %s failed on %s", request_id, endpoint)
+            state.metrics.request_done(endpoint, "error")
+            return _error_response(internal_error(request_id))
+        except BaseException:
+            slot.release()
+            raise
+        return await _respond(request, job, shape, req.stream)
 
     @app.post("/v1/completions")
-    async def completions(req: CompletionRequest, request: Request):
-        t0 = time.perf_counter()
-        state.check_model(req.model)
-        prompt: Union[str, list] = completion_prompt(req)
-        ids = state.encode(prompt) if isinstance(prompt, str) else list(prompt)
-        max_tokens = state.budget(ids, req.max_tokens, DEFAULT_COMPLETION_MAX_TOKENS, "prompt")
-        job, shape = state.job(req, "/v1/completions", ids, max_tokens, t0)
-        return await _respond(request, job, shape, req.stream)
+    async def completions(request: Request):
+        return await generate(request, "/v1/completions", state.prepare_completion)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(req: ChatCompletionRequest, request: Request):
-        t0 = time.perf_counter()
-        state.check_model(req.model)
-        ids = state.chat_prompt(req)
-        requested = req.max_tokens if req.max_completion_tokens is None else req.max_completion_tokens
-        max_tokens = state.budget(ids, requested, None, "messages")
-        job, shape = state.job(req, "/v1/chat/completions", ids, max_tokens, t0)
-        return await _respond(request, job, shape, req.stream)
+    async def chat_completions(request: Request):
+        return await generate(request, "/v1/chat/completions", state.prepare_chat)
 
     @app.get("/v1/models")
     async def models():
@@ -263,18 +220,19 @@ def create_app(engine, model_name: str = "ssdcore-bundled", workers: Optional[in
     async def health():
         if getattr(engine, "_closed", False):
             return JSONResponse({"status": "closed"}, status_code=503)
+        if state.draining:
+            return JSONResponse({"status": "shutting_down"}, status_code=503)
         return {"status": "ok"}
 
     @app.get("/metrics")
     async def metrics():
-        stats = await asyncio.to_thread(engine.stats)
-        return Response(server_metrics.exposition(state.metrics, stats),
-                        media_type=server_metrics.CONTENT_TYPE)
+        text = await asyncio.to_thread(state.metrics.exposition)
+        return Response(text, media_type=server_metrics.CONTENT_TYPE)
 
     return app
 
 
-def _model_card(state: _Server) -> dict:
+def _model_card(state: ServerState) -> dict:
     return {"id": state.model_name, "object": "model", "created": state.created, "owned_by": "ssdcore",
             "max_model_len": state.engine.config.max_context}
 
@@ -285,13 +243,22 @@ def default_model_name(target: Optional[str]) -> str:
     return Path(str(target).rstrip("/")).name or str(target)
 
 
-def serve(args) -> None:
-    """Builds the engine from ``ssdcore serve`` arguments and serves until Ctrl-C / SIGTERM."""
-    import uvicorn
+class _Terminated(Exception):
+    """SIGTERM after the graceful shutdown (uvicorn re-raises the signal it handled)."""
 
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def serve(args) -> None:
+    """Builds the engine from ``ssdcore serve`` arguments and serves until SIGTERM / Ctrl-C; SIGTERM
+    drains gracefully (see :mod:`~ssdcore.server_http`) and returns normally."""
     from .engine import Engine
 
-    sock = _listen(args.host, args.port)  # fail fast, before the models load
+    sock = listen(args.host, args.port)  # fail fast, before the models load
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
     try:
         engine = Engine(args.target, args.draft, mode=args.mode, K=args.K, fan_out=args.fan_out,
                         backup=args.backup, saguaro_c=args.saguaro_c, max_batch=args.max_batch,
@@ -300,22 +267,18 @@ def serve(args) -> None:
                         draft_threads=args.draft_threads, target_cores=args.target_cores,
                         draft_cores=args.draft_cores)
         with engine:
-            app = create_app(engine, args.model_name or default_model_name(args.target), args.workers)
-            config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                                    timeout_graceful_shutdown=5)
+            app = create_app(engine, args.model_name or default_model_name(args.target), args.workers,
+                             api_key=args.api_key or None, max_request_bytes=args.max_request_bytes,
+                             max_queue=args.max_queue)
+            server = build_server(app, drain=app.state.ssd.drain, host=args.host, port=args.port,
+                                  log_level=args.log_level, timeout_keep_alive=args.timeout_keep_alive,
+                                  timeout_request_read=args.timeout_request_read,
+                                  shutdown_grace=args.shutdown_grace)
             log.info("serving %s on http://%s:%d/v1", app.state.ssd.model_name, args.host, args.port)
-            uvicorn.Server(config).run(sockets=[sock])
+            server.run(sockets=[sock])
+    except _Terminated:
+        log.info("terminated")
     finally:
         sock.close()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise RuntimeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    return sock
+        if main:
+            signal.signal(signal.SIGTERM, previous)

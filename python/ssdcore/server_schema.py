@@ -1,29 +1,44 @@
 """Request models and response bodies of the OpenAI-compatible server (``ssdcore serve``).
 
 Pydantic models validate the JSON of ``POST /v1/completions`` and ``POST /v1/chat/completions``
-(types, ranges); :func:`sampling_params` turns a request into :class:`SamplingParams`, whose own
+(types, ranges); :func:`parse_request` parses and validates a raw body in one step (the server runs it
+off the event loop); :func:`sampling_params` turns a request into :class:`SamplingParams`, whose own
 ValueErrors become HTTP 400 too. Unknown fields are ignored (as vLLM does); known OpenAI fields that
 ssdcore cannot honour (``n`` > 1, ``logprobs``, ``echo``, penalties, tools...) are rejected with an
-:class:`APIError` naming the field. Everything here is pure: no engine, no I/O, any thread.
+:class:`APIError` naming the field.
+
+Invariants: every integer that reaches the runtime is bounded here (token ids, counts and ``top_k`` fit
+an int32, ``seed`` a uint64), so no request can make a binding raise instead of a 400; strings are
+valid UTF-8 (the JSON parser rejects lone surrogates such as ``"\\ud800"``); chat roles are system,
+user or assistant. Everything here is pure: no engine, no I/O, any thread.
 """
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Union
+from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .sampling_params import SamplingParams
+
+
+INT32_MAX = 2**31 - 1  # token ids and counts are int32 in the runtime
+UINT64_MAX = 2**64 - 1
+TokenId = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Count = Annotated[int, Field(ge=1, le=INT32_MAX)]
+ROLES = ("system", "user", "assistant")  # tools are not supported, so neither is the tool role
 
 
 class APIError(Exception):
     """An error answered with an OpenAI-style body: ``{"error": {message, type, param, code}}``."""
 
     def __init__(self, message: str, param: Optional[str] = None, status: int = 400,
-                 type: str = "invalid_request_error", code: Optional[str] = None):
+                 type: str = "invalid_request_error", code: Optional[str] = None,
+                 headers: Optional[Dict[str, str]] = None):
         super().__init__(message)
         self.message, self.param, self.status, self.type, self.code = message, param, status, type, code
+        self.headers = headers
 
     def body(self) -> dict:
         return error_body(self.message, self.param, self.type, self.code)
@@ -41,28 +56,28 @@ class StreamOptions(BaseModel):
 class _Common(BaseModel):
     """Fields shared by both endpoints (OpenAI names; ``top_k``, ``ignore_eos`` and
     ``stop_token_ids`` are vLLM-style extensions)."""
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     model: str
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
     temperature: Optional[float] = Field(None, ge=0)
     top_p: Optional[float] = Field(None, gt=0, le=1)
-    top_k: Optional[int] = Field(None, ge=-1)
-    max_tokens: Optional[int] = Field(None, ge=1)
+    top_k: Optional[int] = Field(None, ge=-1, le=INT32_MAX)
+    max_tokens: Optional[Count] = None
     stop: Optional[Union[str, List[str]]] = None
-    seed: Optional[int] = None
+    seed: Optional[int] = Field(None, ge=0, le=UINT64_MAX)
     n: Optional[int] = None
     logprobs: Any = None
     presence_penalty: Optional[float] = None
     frequency_penalty: Optional[float] = None
     logit_bias: Optional[Dict[str, float]] = None
     ignore_eos: bool = False
-    stop_token_ids: Optional[List[int]] = None
+    stop_token_ids: Optional[List[TokenId]] = None
 
 
 class CompletionRequest(_Common):
-    prompt: Union[str, List[str], List[int], List[List[int]]]
+    prompt: Union[str, List[str], List[TokenId], List[List[TokenId]]]
     echo: bool = False
     best_of: Optional[int] = None
     suffix: Optional[str] = None
@@ -71,13 +86,13 @@ class CompletionRequest(_Common):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    role: str
+    role: Literal[ROLES]
     content: Optional[Union[str, List[Dict[str, Any]]]] = None
 
 
 class ChatCompletionRequest(_Common):
     messages: List[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: Optional[int] = Field(None, ge=1)
+    max_completion_tokens: Optional[Count] = None
     tools: Optional[List[Any]] = None
     response_format: Optional[Dict[str, Any]] = None
 
@@ -153,14 +168,30 @@ def sampling_params(req: _Common, max_tokens: int) -> SamplingParams:
         raise APIError(msg, field if field.isidentifier() else None) from None
 
 
+def parse_request(model: type, body: bytes):
+    """The validated ``model`` (a request class above) for a raw JSON body; APIError 400 otherwise."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as e:
+        message, param = validation_message(e.errors(include_url=False))
+        raise APIError(message, param) from None
+
+
+def _is_union_tag(part) -> bool:
+    """pydantic names the member of a union in an error's loc ('str', 'list[constrained-int]')."""
+    return isinstance(part, str) and (not part.isidentifier() or part in ("str", "int", "float"))
+
+
 def validation_message(errors: list):
-    """(message, param) for the first pydantic/FastAPI validation error (malformed JSON included)."""
+    """(message, param) for a pydantic validation error (malformed JSON included). For a union field
+    every member reports an error; the first that is not a plain type mismatch says the most."""
     if not errors:
         return "invalid request body", None
-    err = errors[0]
+    err = next((e for e in errors if not e.get("type", "").endswith("_type")), errors[0])
     if err.get("type") == "json_invalid":
         return f"malformed JSON body: {err.get('ctx', {}).get('error', err.get('msg'))}", None
-    param = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or None
+    loc = [p for p in err.get("loc", ()) if p != "body" and not _is_union_tag(p)]
+    param = ".".join(str(p) for p in loc) or None
     where = f"{param}: " if param else "request body: "
     return f"{where}{err.get('msg', 'invalid value')}", param
 
