@@ -296,3 +296,22 @@ def test_accepted_connections_have_nagle_off():
             server.close()
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+# ---------------------------------------------------------------- 8. a closed engine is a 503
+def test_engine_closed_error_is_503_not_500(engine):
+    from ssdcore.errors import EngineClosedError
+    from ssdcore.server import create_app
+
+    gated = GatedEngine(engine)
+    with running(create_app(gated, MODEL)) as url:
+        gated.fail = EngineClosedError("the engine was closed before the request finished")
+        r = post(url, SMALL)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "shutting_down"
+        gated.fail, gated.fail_after_first = None, EngineClosedError("closed")
+        r = post(url, dict(SMALL, max_tokens=40, stream=True))
+        events = [ln[6:] for ln in r.text.splitlines() if ln.startswith("data: ")]
+        assert events[-1] == "[DONE]"
+        assert json.loads(events[-2])["error"]["code"] == "shutting_down"
+        text = httpx.get(f"{url}/metrics", timeout=SAFETY_S).text
+        assert 'ssdcore_requests_total{endpoint="/v1/completions",status="aborted"} 2.0' in text

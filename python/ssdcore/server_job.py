@@ -27,14 +27,11 @@ from typing import Optional
 
 from starlette.requests import Request
 
-from . import engine as _engine
+from .errors import EngineClosedError
 from .server_schema import APIError
 
 log = logging.getLogger(__name__)
 DISCONNECT_POLL_S = 0.25
-# raised by the engine for requests still pending when it closes; a class nothing raises until then
-EngineClosedError = getattr(_engine, "EngineClosedError", None) or type("EngineClosedError",
-                                                                        (RuntimeError,), {})
 
 
 class ClientGone(Exception):
@@ -129,11 +126,8 @@ class EngineJob:
         except ValueError as e:  # the engine's validation: the request's content is at fault
             status, final = "bad_request", ("error", APIError(str(e)))
         except Exception:  # a model forward failed: the engine keeps serving others
-            if getattr(self.engine, "_closed", False):
-                status, final = "aborted", ("error", shutting_down_error())
-            else:
-                log.exception("request %s failed in the engine", self.request_id)
-                final = ("error", internal_error(self.request_id))
+            log.exception("request %s failed in the engine", self.request_id)
+            final = ("error", internal_error(self.request_id))
         finally:
             if gen is not None:
                 gen.close()  # cancels the engine request when it has not finished
