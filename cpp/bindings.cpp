@@ -319,8 +319,11 @@ class PyModelRunner final : public ssd::ModelRunner {
   void call(F&& f) {
     try {
       f();
-    } catch (py::error_already_set& e) {
-      throw std::runtime_error(std::string(e.what()));
+    } catch (py::error_already_set& e) {  // "Type: message", without the Python stack (no source
+      // locations travel into error messages; the runner logs its own tracebacks if it wants them)
+      const std::string type = py::str(e.type().attr("__name__"));
+      const std::string message = py::str(e.value());
+      throw std::runtime_error(type + ": " + message);
     }
   }
   py::object runner_;

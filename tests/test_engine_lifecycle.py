@@ -104,7 +104,6 @@ def test_close_fails_running_and_queued_requests(pair, python_forward):
     EngineClosedError, and every caller returns."""
     gate = Gate()
     python_forward.setattr(ModelRunner, "forward", gate(ModelRunner.forward))
-    threads_before = os_threads()
     engine = ssdcore.Engine(*pair, mode="ssd", **ENGINE_KW)
     outcomes = []
 
@@ -120,6 +119,7 @@ def test_close_fails_running_and_queued_requests(pair, python_forward):
         t.start()
     wait_until(lambda: len(engine._queues) == 20, "all 20 requests submitted")
     assert gate.entered.wait(SAFETY_S)  # the target is inside a forward: 4 running, 16 queued
+    threads_before = os_threads()  # the 20 callers, the pump and the two C++ workers among them
     closer = threading.Thread(target=engine.close)
     closer.start()
     wait_until(lambda: _refuses_submits(engine), "the runtime stopped taking requests")
@@ -132,8 +132,9 @@ def test_close_fails_running_and_queued_requests(pair, python_forward):
     assert not any(isinstance(o, ModelRunnerError) for o in outcomes)
     with pytest.raises(EngineClosedError):
         engine.generate([[3]], GREEDY)
-    # the pump and both C++ workers have ended (a joined thread's OS thread ends just after the join)
-    wait_until(lambda: os_threads() <= threads_before, "the engine's threads ended")
+    # the callers, the pump and both C++ workers have ended (a joined thread's OS thread ends just
+    # after the join returns)
+    wait_until(lambda: os_threads() <= threads_before - 23, "the engine's threads ended")
 
 
 def os_threads() -> int:
@@ -158,7 +159,8 @@ def test_worker_that_cannot_start_fails_the_constructor(pair, python_forward, si
 
     python_forward.setattr(ModelRunner, "on_worker_start", on_worker_start)
     before = threading.active_count()
-    with pytest.raises(RuntimeError, match=f"the {side} worker could not start.*injected"):
+    with pytest.raises(RuntimeError, match=f"the {side} worker could not start.*injected.*"
+                                           f"{side}_cores = None, {side}_threads = 1"):
         ssdcore.Engine(*pair, mode="ssd", **ENGINE_KW)
     assert threading.active_count() == before
 
@@ -187,6 +189,20 @@ def test_kv_caches_beyond_memory_are_refused(pair, monkeypatch):
     assert "target" in str(info.value) and "draft" in str(info.value)
     with ssdcore.Engine(*pair, mode="ssd", K=3, max_batch=2, max_context=64) as e:  # fits: usable
         assert len(e.generate([[3]], GREEDY)[0].token_ids) == 16
+
+
+def test_kv_allocation_failure_names_the_settings(pair, monkeypatch):
+    from ssdcore.models import CausalLM
+
+    def allocate_kv(model, lanes, slots, scratch=0):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory (injected)")
+
+    monkeypatch.setattr(CausalLM, "allocate_kv", allocate_kv)
+    before = threading.active_count()
+    with pytest.raises(MemoryError, match="target KV cache for max_batch = 4 lanes x 64 slots "
+                                          r"\(max_context = 64\) could not be allocated.*injected"):
+        ssdcore.Engine(*pair, mode="ssd", **ENGINE_KW)
+    assert threading.active_count() == before
 
 
 def test_kv_cache_estimate_matches_the_allocation(pair):

@@ -183,12 +183,13 @@ def test_runner_exception_surfaces_and_engine_recovers(pair, fresh, faults, mode
             assert_idle(engine)
             engine.reset_stats()
             assert summary(engine, engine.generate(PROMPTS, GREEDY)) == fresh[mode][0], f"after n={n}"
-            # one exchange with the draft per round, plus at most the trailing one that reports the
-            # last outcomes: a failure left no unrequested reply behind (which made every later
-            # round take two exchanges, the first one with a stale reply)
+            # one exchange with the draft per round, plus at most two without a verification: the
+            # trailing one that reports the last outcomes, and the one that tells the draft the failed
+            # sequences left (it may land after the reset above). A failure leaves no unrequested
+            # reply behind, which made every later round take two exchanges, one with a stale reply.
             s = engine.stats()
             exchanges = s["phases"]["wait_for_draft"][1]
-            assert mode == "ar" or s["rounds"] <= exchanges <= s["rounds"] + 1, (n, s["rounds"], exchanges)
+            assert mode == "ar" or s["rounds"] <= exchanges <= s["rounds"] + 2, (n, s["rounds"], exchanges)
         engine.reset_stats()
         assert summary(engine, engine.generate(PROMPTS, SAMPLED)) == fresh[mode][1]
     finally:

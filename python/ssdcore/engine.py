@@ -52,8 +52,13 @@ class Engine:
         self.config, self.tokenizer, self.eos_token_ids = setup.config, setup.tokenizer, setup.eos_ids
         self.target, self.draft = setup.target, setup.draft
         self._vocab = int(setup.target_runner.vocab_size())
-        self._core = _core.Engine(self.config.to_core(), setup.target_runner, setup.draft_runner,
-                                  list(self.eos_token_ids))
+        try:
+            self._core = _core.Engine(self.config.to_core(), setup.target_runner, setup.draft_runner,
+                                      list(self.eos_token_ids))
+        except RuntimeError as e:  # a worker could not start: name the settings it was started with
+            side = "draft" if "draft worker" in str(e) else "target"
+            cores, threads = (draft_cores, draft_threads) if side == "draft" else (target_cores, target_threads)
+            raise RuntimeError(f"{e} ({side}_cores = {cores!r}, {side}_threads = {threads})") from None
         self._queues: dict = {}
         self._unfinished: set = set()  # ids the runtime has not finished yet (even if the caller left)
         self._finished: collections.Counter = collections.Counter()  # finish reason -> requests

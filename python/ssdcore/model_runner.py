@@ -33,7 +33,13 @@ class ModelRunner:
         self.threads = threads
         self.cores = tuple(cores) if cores else None
         self.context_slots = context_slots
-        model.allocate_kv(num_lanes, context_slots + scratch_slots, scratch_slots)
+        try:
+            model.allocate_kv(num_lanes, context_slots + scratch_slots, scratch_slots)
+        except (RuntimeError, MemoryError) as e:  # allocator failures: name the settings that size it
+            raise MemoryError(f"the {side} KV cache for max_batch = {num_lanes} lanes x "
+                              f"{context_slots + scratch_slots} slots (max_context = {context_slots}"
+                              f"{' + tree scratch' if scratch_slots else ''}) could not be allocated: "
+                              f"{e}; allowed: a smaller max_batch or max_context") from None
         self._cache = model.kv_cache  # ours, even if another runner of the same model reallocates
         self._vocab = int(model.output_vocab_size)
         self.forward_calls = 0
