@@ -23,7 +23,7 @@ class UnsupportedArchitectureError(ModelLoadError):
 
 
 class WeightsError(ModelLoadError):
-    """Safetensors weights are missing, corrupt, or do not match the configuration."""
+    """Weights are missing, corrupt, of an unsupported GGUF tensor type, or do not match the config."""
 
 
 class TokenizerMismatchError(ModelLoadError):

@@ -1,9 +1,11 @@
 """Public loader: ``load_model(path_or_id, dtype, device) -> LoadedModel``.
 
-Reads config.json (family chosen there), the safetensors weights (sharded or
-not), the tokenizer (``transformers.AutoTokenizer``; optional: a checkpoint
-without tokenizer files loads with ``tokenizer=None`` and a warning),
-generation_config.json and the chat template. EOS ids are the union, in order,
+``path_or_id`` is resolved to an HF folder by resolve.py (a local folder, a
+``.gguf`` file converted once into a cached folder, a name such as "smollm2", or
+a hub id). From that folder it reads config.json (family chosen there), the
+safetensors weights (sharded or not), the tokenizer (``transformers.AutoTokenizer``;
+optional: a checkpoint without tokenizer files loads with ``tokenizer=None`` and a
+warning), generation_config.json and the chat template. EOS ids are the union, in order,
 of generation_config's ``eos_token_id`` and config's (each an int or a list),
 falling back to the tokenizer's eos token. The model's logits are masked to
 the tokenizer's vocabulary (padded embedding rows give -inf), see causal_lm.py.
@@ -81,7 +83,7 @@ def read_json(path: Path, required: bool) -> dict:
     if not path.is_file():
         if required:
             raise ModelLoadError(f"{path.parent} has no {path.name}; expected a Hugging Face "
-                                 "checkpoint directory (config.json + *.safetensors)")
+                                 "checkpoint directory (config.json + *.safetensors) or a .gguf file")
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -116,7 +118,7 @@ def eos_ids(generation: dict, config_dict: dict, tokenizer) -> tuple:
 def load_model(path_or_id, dtype: Union[str, torch.dtype] = "float32",
                device: Union[str, torch.device] = "cpu",
                with_tokenizer: bool = True) -> LoadedModel:
-    """Load a Llama/Mistral/Qwen2/Qwen3 checkpoint (local dir or hub id) ready to run."""
+    """Load a Llama/Mistral/Qwen2/Qwen3 checkpoint (local dir, .gguf, name or hub id) ready to run."""
     if not (isinstance(dtype, torch.dtype) or dtype == "auto"):
         parse_dtype(dtype)  # fail fast on a bad argument, before touching the disk
     dev = parse_device(device)

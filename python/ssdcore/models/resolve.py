@@ -1,7 +1,11 @@
 """Turn a user's model argument into a local checkpoint directory.
 
-Order: an existing local directory wins. Anything else that is a valid Hugging
-Face repo id ("Qwen/Qwen3-0.6B") is looked up in the local HF cache first
+Order: an existing local path wins: a directory with config.json is an HF
+checkpoint; a ``.gguf`` file, or a directory without config.json holding exactly
+one ``.gguf`` file, is converted once into a cached HF folder (gguf_checkpoint.py)
+whose path is returned. Next, a name from :data:`~ssdcore.models.catalog.NAMED_MODELS`
+("smollm2", case-insensitive) resolves to the file it names. Anything else that
+is a valid Hugging Face repo id ("Qwen/Qwen3-0.6B") is looked up in the local HF cache first
 (``local_files_only``), then, unless ``HF_HUB_OFFLINE`` is set, downloaded with
 ``snapshot_download`` (safetensors, json and tokenizer files only) after a
 quick TCP probe of the hub endpoint, so an unreachable hub fails within
@@ -18,7 +22,9 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .catalog import NAMED_MODELS
 from .errors import ModelLoadError, ModelNotFoundError
+from .gguf_checkpoint import gguf_to_hf_folder
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +34,40 @@ _ETAG_TIMEOUT_S = 5.0
 
 
 def resolve_model_path(path_or_id) -> Path:
-    """Local directory holding the checkpoint named by ``path_or_id``."""
+    """Local HF checkpoint directory for ``path_or_id`` (see the module docstring for the order)."""
     if not isinstance(path_or_id, (str, os.PathLike)) or not str(path_or_id).strip():
-        raise ValueError(f"path_or_id={path_or_id!r}: expected a local directory or a hub id "
-                         "such as 'Qwen/Qwen3-0.6B'")
+        raise ValueError(f"path_or_id={path_or_id!r}: expected a local directory, a .gguf file, "
+                         f"a model name ({', '.join(NAMED_MODELS)}) or a hub id such as "
+                         "'Qwen/Qwen3-0.6B'")
     text = os.fspath(path_or_id)
     local = Path(text).expanduser()
     if local.is_dir():
-        return local
+        gguf = _only_gguf(local)
+        return gguf_to_hf_folder(gguf) if gguf is not None else local
     if local.exists():
-        raise ModelLoadError(f"model path {text!r} is a file; expected a directory with "
-                             "config.json and *.safetensors")
-    if not _looks_like_repo_id(text):
-        raise ModelNotFoundError(f"model directory {text!r} does not exist. Pass the path of a local "
-                                 "directory containing config.json and *.safetensors, or a Hugging "
-                                 "Face hub id such as 'Qwen/Qwen3-0.6B'.")
+        if local.suffix.lower() == ".gguf":
+            return gguf_to_hf_folder(local)
+        raise ModelLoadError(f"model path {text!r} is a file but not a .gguf; expected a .gguf file "
+                             "or a directory with config.json and *.safetensors")
+    if text.strip().lower() in NAMED_MODELS:
+        return resolve_model_path(NAMED_MODELS[text.strip().lower()]())
+    if text.lower().endswith(".gguf") or not _looks_like_repo_id(text):
+        raise ModelNotFoundError(f"model path {text!r} does not exist. Pass the path of a local "
+                                 "directory containing config.json and *.safetensors, a .gguf file, "
+                                 f"a model name ({', '.join(NAMED_MODELS)}) or a Hugging Face hub id "
+                                 "such as 'Qwen/Qwen3-0.6B'.")
     return Path(_from_hub(text))
+
+
+def _only_gguf(folder: Path):
+    """The one .gguf file of a folder without config.json; None for an HF folder or no .gguf."""
+    if (folder / "config.json").is_file():
+        return None
+    found = sorted(p for p in folder.glob("*.gguf") if p.is_file())
+    if len(found) > 1:
+        raise ModelLoadError(f"{folder} holds {len(found)} .gguf files "
+                             f"({', '.join(p.name for p in found)}); pass the path of one of them")
+    return found[0] if found else None
 
 
 def _looks_like_repo_id(text: str) -> bool:
