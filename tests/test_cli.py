@@ -95,3 +95,14 @@ def test_unknown_model_path():
 ])
 def test_invalid_numbers(args, needle):
     assert_clean_error(run_cli(*args), needle)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["serve", "--port", "0", "--target-cores", "999", "--draft-cores", "998"], "target_cores = [999]"),
+    (["generate", "x", "--target-cores", "0", "--draft-cores", "998"], "draft_cores = [998]"),
+    (["serve", "--port", "0", "--max-batch", "1000000"], "max_batch = 1000000 is invalid: allowed 1..4096"),
+])
+def test_unusable_engine_settings_fail_before_serving(args, needle):
+    """Cores the process may not use, or an absurd batch, end the command at start-up with one error
+    line: no server that answers /health and hangs every completion."""
+    assert_clean_error(run_cli(*args), needle, "allowed")
