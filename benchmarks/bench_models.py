@@ -12,6 +12,11 @@ verification forward of K+1 tokens (``--verify``) at the same context. transform
 runs with its default (sdpa) attention and a DynamicCache, under inference_mode; its
 cache is cropped back after each verification (crop time excluded). Our model and
 transformers are timed alternately so background load affects both alike.
+
+ssdcore runs what the engine runs: the installed package's native forward for float32 CPU
+models, split over a ThreadTeam of ``threads`` threads (cpp/thread_team.h), else the torch
+path with ``threads`` torch threads; the ``path`` column says which. Run it against the
+installed package (not a source tree without the built extension).
 """
 
 from __future__ import annotations
@@ -25,9 +30,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-
-from ssdcore.models import load_model  # noqa: E402
+from ssdcore.models import cpu_model, load_model  # noqa: E402
 
 
 def make_fallback_checkpoint(path: Path) -> Path:
@@ -42,8 +45,16 @@ def make_fallback_checkpoint(path: Path) -> Path:
 class Ours:
     name = "ssdcore"
 
-    def __init__(self, path, dtype, prompt, max_k):
+    def __init__(self, path, dtype, prompt, max_k, threads):
+        from ssdcore import _core
+
         self.model = load_model(path, dtype=dtype, with_tokenizer=False).model
+        self.native = cpu_model.supports(self.model)
+        self.threads = 1 if self.native else threads  # torch threads while it runs
+        if self.native and threads > 1:
+            self.model.native_team = _core.ThreadTeam(threads)
+        self.path = f"native x{threads}" if self.native else f"torch x{threads}"
+        torch.set_num_threads(self.threads)
         self.model.allocate_kv(1, prompt + max_k + 8)
         self.prompt = prompt
         self.model.prefill(0, prompt_ids(prompt, self.model.config.vocab_size))
@@ -57,6 +68,7 @@ class Ours:
 
 class HF:
     name = "transformers"
+    path = "torch"
 
     def __init__(self, path, dtype, prompt, max_k):
         from transformers import AutoModelForCausalLM, DynamicCache
@@ -96,6 +108,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 def time_calls(impl, fn, arg, steps, clock):
     """Median seconds of ``steps`` calls of ``fn(arg)`` (HF cache cropped between calls)."""
     times, now = [], CLOCKS[clock]
+    torch.set_num_threads(impl.threads)
     with torch.inference_mode():
         for _ in range(steps):
             t0 = now()
@@ -109,7 +122,8 @@ def time_calls(impl, fn, arg, steps, clock):
 def bench_config(path, dtype, threads, args):
     torch.set_num_threads(threads)
     max_k = max(args.verify)
-    impls = [Ours(path, dtype, args.prompt, max_k), HF(path, dtype, args.prompt, max_k)]
+    impls = [Ours(path, dtype, args.prompt, max_k, threads), HF(path, dtype, args.prompt, max_k)]
+    impls[1].threads = threads
     results = {impl.name: {} for impl in impls}
     for _ in range(args.repeats):
         for impl in impls:  # alternate implementations round by round
@@ -119,7 +133,10 @@ def bench_config(path, dtype, threads, args):
                 toks = list(range(5, 5 + k1))
                 r.setdefault(f"verify{k1}", []).append(
                     time_calls(impl, impl.verify, toks, max(4, args.steps // 2), args.clock))
-    return {name: {k: min(v) * 1e3 for k, v in r.items()} for name, r in results.items()}
+    out = {name: {k: min(v) * 1e3 for k, v in r.items()} for name, r in results.items()}
+    for impl in impls:
+        out[impl.name]["path"] = impl.path
+    return out
 
 
 def main(argv=None):
@@ -140,15 +157,15 @@ def main(argv=None):
         print(f"checkpoint: {args.checkpoint or 'random Llama 6 layers x 384, vocab 6144'}; "
               f"context {args.prompt}; {args.clock} times in ms (best of {args.repeats} medians)")
         cols = ["decode"] + [f"verify{k}" for k in args.verify]
-        print(f"{'dtype':9} {'thr':>3} {'impl':13} " + " ".join(f"{c:>9}" for c in cols))
+        print(f"{'dtype':9} {'thr':>3} {'impl':13} {'path':10} " + " ".join(f"{c:>9}" for c in cols))
         for dtype in args.dtypes.split(","):
             for threads in (int(t) for t in args.threads.split(",")):
                 res = bench_config(path, dtype, threads, args)
                 for name, r in res.items():
-                    print(f"{dtype:9} {threads:>3} {name:13} " +
+                    print(f"{dtype:9} {threads:>3} {name:13} {r['path']:10} " +
                           " ".join(f"{r[c]:9.3f}" for c in cols))
                 ratio = " ".join(f"{res['transformers'][c] / res['ssdcore'][c]:8.2f}x" for c in cols)
-                print(f"{'':9} {'':>3} {'speedup':13} {ratio}", flush=True)
+                print(f"{'':9} {'':>3} {'speedup':13} {'':10} {ratio}", flush=True)
 
 
 if __name__ == "__main__":

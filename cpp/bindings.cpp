@@ -175,23 +175,29 @@ void bind_cpu_model(py::module_& m) {
            py::arg("shape"), py::arg("weights"))
       .def(
           "forward",
-          [](const ssd::CpuModel& self, const py::dict& arrays, int64_t lm_rows) {
+          [](const ssd::CpuModel& self, const py::dict& arrays, int64_t lm_rows, ssd::ThreadTeam* team) {
             std::map<std::string, TensorView> store;
             const ssd::ArrayLookup get = views_of(arrays, store);
             py::gil_scoped_release release;
-            self.forward(get, lm_rows);
+            self.forward(get, lm_rows, team);
           },
-          py::arg("arrays"), py::arg("lm_rows"), "Runs one forward; writes arrays['logits'] in place.");
+          py::arg("arrays"), py::arg("lm_rows"), py::arg("team") = nullptr,
+          "Runs one forward (split over `team`'s threads when given); writes arrays['logits'] in place.");
+  py::class_<ssd::ThreadTeam>(m, "ThreadTeam", "Threads a native forward splits its work over (thread_team.h).")
+      .def(py::init<int>(), py::arg("threads"))
+      .def_property_readonly("size", &ssd::ThreadTeam::size);
   py::class_<ssd::CpuModelRunner, std::shared_ptr<ssd::CpuModelRunner>>(
       m, "CpuModelRunner", "An engine model runner that runs a CpuModel without Python; see ssdcore.model_runner.")
       .def(py::init([](std::shared_ptr<ssd::CpuModel> model, const py::dict& arrays, int64_t vocab, int64_t lm_rows,
-                       std::vector<int> cores) {
+                       std::vector<int> cores, int threads) {
              std::map<std::string, TensorView> store;
              const ssd::ArrayLookup get = views_of(arrays, store);
              return std::make_shared<ssd::CpuModelRunner>(model, model->kv_from(get), model->rope_from(get), vocab,
-                                                          lm_rows, std::move(cores));
+                                                          lm_rows, std::move(cores), threads);
            }),
-           py::arg("model"), py::arg("arrays"), py::arg("vocab"), py::arg("lm_rows"), py::arg("cores"))
+           py::arg("model"), py::arg("arrays"), py::arg("vocab"), py::arg("lm_rows"), py::arg("cores"),
+           py::arg("threads") = 1)
+      .def_property_readonly("threads", &ssd::CpuModelRunner::threads)
       .def_property_readonly("forward_calls", &ssd::CpuModelRunner::forward_calls);
 }
 

@@ -124,15 +124,18 @@ void weighted_values(const float* p, float sum, const float* values, int64_t dim
 }  // namespace
 
 void cpu_attention(const CpuRows& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
-                   const float* q, int64_t q_stride, float* out) {
+                   const float* q, int64_t q_stride, float* out, int64_t item_begin, int64_t item_end) {
   const int64_t dim = kv.head_dim, groups = heads / kv.kv_heads;
   const float scale = 1.f / std::sqrt(static_cast<float>(dim));
+  if (item_end < 0) item_end = rows.n * kv.kv_heads;
   std::vector<float> scores;
-  for (int64_t r = 0; r < rows.n; ++r) {
+  for (int64_t r = item_begin / kv.kv_heads; r < rows.n && r * kv.kv_heads < item_end; ++r) {
     const RowKeys rk = visible_keys(rows, r);
     const int64_t n_keys = rk.prefix + static_cast<int64_t>(rk.more.size()), lane = rows.lanes[r];
     scores.resize(static_cast<size_t>(groups * n_keys));
-    for (int64_t g = 0; g < kv.kv_heads; ++g) {
+    const int64_t g_begin = std::max<int64_t>(0, item_begin - r * kv.kv_heads);
+    const int64_t g_end = std::min<int64_t>(kv.kv_heads, item_end - r * kv.kv_heads);
+    for (int64_t g = g_begin; g < g_end; ++g) {
       const float* q_g = q + r * q_stride + g * groups * dim;
       head_scores(q_g, groups, dim, kv.keys(layer, lane, g), rk, scores.data(), n_keys);
       for (int64_t i = 0; i < groups; ++i) {

@@ -55,7 +55,9 @@ RowKeys visible_keys(const CpuRows& rows, int64_t r);
 
 // out[n, heads * head_dim] = attention of q[n, heads * head_dim] (row stride q_stride, RoPE applied)
 // over `layer` of the cache (whose K/V for these rows are already written). window 0 = none.
+// Work items are (row r, kv head g) = r * kv_heads + g; only items [item_begin, item_end) are computed
+// (item_end < 0: all), so threads can split a call (each item writes its own heads of its own row).
 void cpu_attention(const CpuRows& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
-                   const float* q, int64_t q_stride, float* out);
+                   const float* q, int64_t q_stride, float* out, int64_t item_begin = 0, int64_t item_end = -1);
 
 }  // namespace ssd

@@ -36,9 +36,37 @@ PackedWeights matrix(const ArrayLookup& get, const std::string& name, int64_t ro
   return PackedWeights(weight(get, name, {rows, cols}), rows, cols, arena);
 }
 
-// y[m, rows(w)] = x[m, cols(w)] W^T + bias; x_stride 0 = cols(w).
-void linear(const float* x, int64_t m, const PackedWeights& w, const float* bias, float* y, int64_t x_stride = 0) {
-  w.apply(x, m, x_stride ? x_stride : w.cols(), bias, y, w.rows());
+// y[m, :outputs] = x[m, cols(w)] W^T + bias (outputs < 0: all rows of w; y's row stride y_stride, 0 =
+// rows(w)), split by blocks of output columns over `team` when there is one.
+void linear(const float* x, int64_t m, const PackedWeights& w, const float* bias, float* y, ThreadTeam* team,
+            int64_t x_stride = 0, int64_t outputs = -1, int64_t y_stride = 0) {
+  x_stride = x_stride ? x_stride : w.cols();
+  y_stride = y_stride ? y_stride : w.rows();
+  const int64_t blocks = w.blocks(outputs);
+  if (team == nullptr || team->size() == 1 || blocks < 2) {
+    w.apply(x, m, x_stride, bias, y, y_stride, outputs);
+    return;
+  }
+  team->run([&](int part) {
+    int64_t b0, b1;
+    ThreadTeam::split(blocks, team->size(), part, &b0, &b1);
+    w.apply_blocks(x, m, x_stride, bias, y, y_stride, outputs, b0, b1);
+  });
+}
+
+// cpu_attention over every (row, kv head) item, split over `team` when there is one.
+void attention(const CpuRows& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
+               const float* q, int64_t q_stride, float* out, ThreadTeam* team) {
+  const int64_t items = rows.n * kv.kv_heads;
+  if (team == nullptr || team->size() == 1 || items < 2) {
+    cpu_attention(rows, kv, layer, heads, window, q, q_stride, out);
+    return;
+  }
+  team->run([&](int part) {
+    int64_t i0, i1;
+    ThreadTeam::split(items, team->size(), part, &i0, &i1);
+    if (i0 < i1) cpu_attention(rows, kv, layer, heads, window, q, q_stride, out, i0, i1);
+  });
 }
 
 // x[h] = x[h] * cos + roll(x[h], dim / 2) * sin_signed for `count` heads of one row (rope.py's form).
@@ -105,14 +133,14 @@ void CpuModel::check(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& r
 }
 
 void CpuModel::layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rp,
-                             float* x) const {
+                             float* x, ThreadTeam* team) const {
   const CpuModelShape& s = shape_;
   const Layer& L = layers_[i];
   const int64_t n = rows.n, H = s.hidden, D = s.head_dim, I = s.intermediate;
   const int64_t qk_heads = s.heads + s.kv_heads, qkv = (qk_heads + s.kv_heads) * D;
   std::vector<float> h(n * H), qkv_out(n * qkv), att(n * s.heads * D), gu(n * 2 * I);
   rms_norm(x, H, n, H, L.ln1, s.eps, h.data(), H);
-  linear(h.data(), n, L.qkv_w, L.qkv_b, qkv_out.data());
+  linear(h.data(), n, L.qkv_w, L.qkv_b, qkv_out.data(), team);
   for (int64_t r = 0; r < n; ++r) {
     float* row = qkv_out.data() + r * qkv;
     if (L.qk_norm_w)
@@ -126,36 +154,37 @@ void CpuModel::layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& k
       std::memcpy(kv.values(i, rows.lanes[r], g) + at, row + (qk_heads + g) * D, sizeof(float) * D);
     }
   }
-  cpu_attention(rows, kv, i, s.heads, s.windows[i], qkv_out.data(), qkv, att.data());
-  linear(att.data(), n, L.o_w, L.o_b, h.data());
+  attention(rows, kv, i, s.heads, s.windows[i], qkv_out.data(), qkv, att.data(), team);
+  linear(att.data(), n, L.o_w, L.o_b, h.data(), team);
   for (int64_t j = 0; j < n * H; ++j) x[j] += h[j];
   rms_norm(x, H, n, H, L.ln2, s.eps, h.data(), H);
-  linear(h.data(), n, L.gate_up_w, L.gate_up_b, gu.data());
+  linear(h.data(), n, L.gate_up_w, L.gate_up_b, gu.data(), team);
   for (int64_t r = 0; r < n; ++r) {  // act[r] = silu(gate) * up, written over the gate half
     float* g = gu.data() + r * 2 * I;
     for (int64_t j = 0; j < I; ++j) g[j] = g[j] / (1.f + std::exp(-g[j])) * g[I + j];
   }
-  linear(gu.data(), n, L.down_w, L.down_b, h.data(), 2 * I);
+  linear(gu.data(), n, L.down_w, L.down_b, h.data(), team, 2 * I);
   for (int64_t j = 0; j < n * H; ++j) x[j] += h[j];
 }
 
-void CpuModel::forward(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& lg) const {
+void CpuModel::forward(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& lg,
+                       ThreadTeam* team) const {
   check(rows, kv, rope, lg);
   const int64_t n = rows.n, H = shape_.hidden;
   if (kv.slot_pos)
     for (int64_t r = 0; r < n; ++r) kv.slot_pos[rows.lanes[r] * kv.max_slots + rows.slots[r]] = rows.positions[r];
   std::vector<float> x(n * H);
   for (int64_t r = 0; r < n; ++r) std::memcpy(x.data() + r * H, embed_ + rows.tokens[r] * H, sizeof(float) * H);
-  for (int64_t i = 0; i < shape_.layers; ++i) layer_forward(i, rows, kv, rope, x.data());
+  for (int64_t i = 0; i < shape_.layers; ++i) layer_forward(i, rows, kv, rope, x.data(), team);
   std::vector<float> h(lg.n_out * H);
   for (int64_t j = 0; j < lg.n_out; ++j) {
     const int64_t r = lg.rows ? lg.rows[j] : j;
     rms_norm(x.data() + r * H, H, 1, H, norm_, shape_.eps, h.data() + j * H, H);
   }
-  lm_head_.apply(h.data(), lg.n_out, H, nullptr, lg.out, lg.out_stride, lg.lm_rows);
+  linear(h.data(), lg.n_out, lm_head_, nullptr, lg.out, team, H, lg.lm_rows, lg.out_stride);
 }
 
-void CpuModel::forward(const ArrayLookup& get, int64_t lm_rows) const {
+void CpuModel::forward(const ArrayLookup& get, int64_t lm_rows, ThreadTeam* team) const {
   const auto index = [&get](const char* name, std::vector<int64_t> shape, bool optional) -> const int64_t* {
     const TensorView v = get(name);
     if (!v.data && optional) return nullptr;
@@ -178,7 +207,7 @@ void CpuModel::forward(const ArrayLookup& get, int64_t lm_rows) const {
   expect_view(out, "logits", DType::kFloat32, {-1, -1}, DeviceType::kCPU);
   const int64_t* sel = index("logits_rows", {out.shape[0]}, true);
   const CpuLogits lg{sel, out.shape[0], lm_rows, out.ptr<float>(), out.shape[1]};
-  forward(rows, kv_from(get), rope_from(get), lg);
+  forward(rows, kv_from(get), rope_from(get), lg, team);
 }
 
 CpuKvCache CpuModel::kv_from(const ArrayLookup& get) const {

@@ -17,7 +17,9 @@
 // decode, a verification and a tree step. The matrices are copied into PackedWeights (packed_linear.h,
 // bfloat16 when the values allow); the norms, biases and embedding are borrowed: the owner (the Python
 // model) keeps them alive and in place for the CpuModel's lifetime. forward() is const and reentrant for distinct caches;
-// one thread per cache at a time.
+// one thread per cache at a time. Given a ThreadTeam, a forward splits each weight product by blocks of
+// output columns and attention by (row, kv head) over the team's threads; every output is computed by
+// the same code whatever the split, so the logits are bitwise those of one thread.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,7 @@
 #include "cpu_attention.h"
 #include "packed_linear.h"
 #include "tensor_view.h"
+#include "thread_team.h"
 
 namespace ssd {
 
@@ -58,14 +61,16 @@ class CpuModel {
   // naming any missing or mis-shaped weight.
   CpuModel(const CpuModelShape& shape, const ArrayLookup& weights);
 
-  // Runs `rows` (validated against the shape, cache and rope: std::invalid_argument otherwise).
-  void forward(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& logits) const;
+  // Runs `rows` (validated against the shape, cache and rope: std::invalid_argument otherwise) on the
+  // calling thread, or split over `team` (its caller's thread included) when given.
+  void forward(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& logits,
+               ThreadTeam* team = nullptr) const;
 
   // The same from named arrays (bindings.cpp's dict; a missing optional array is an empty view):
   // int64 [n] tokens, positions, lanes, slots, optional attend_len [n], extra_slots [n, E], logits_rows
   // [n_out]; float32 kv [layers, 2, lanes, kv_heads, slots, head_dim], optional int64 slot_pos
   // [lanes, slots]; float32 rope_cos, rope_sin [capacity, head_dim]; float32 logits [n_out, >= lm_rows].
-  void forward(const ArrayLookup& arrays, int64_t lm_rows) const;
+  void forward(const ArrayLookup& arrays, int64_t lm_rows, ThreadTeam* team = nullptr) const;
 
   // The cache (kv, optional slot_pos) and RoPE tables (rope_cos, rope_sin) of such arrays, checked
   // against the model's shape.
@@ -87,7 +92,8 @@ class CpuModel {
     const float *down_b, *qk_norm_w;
   };
   void check(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& logits) const;
-  void layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, float* x) const;
+  void layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, float* x,
+                     ThreadTeam* team) const;
   CpuModelShape shape_;
   const float *embed_ = nullptr, *norm_ = nullptr;
   PackedWeights lm_head_;

@@ -7,7 +7,9 @@
 // weights) alive, and nothing else writes them while an engine runs.
 //
 // Threads: forward() and on_worker_start() are called by the one worker thread that owns the runner
-// (model_runner.h). on_worker_start() pins that thread to `cores` (Linux; elsewhere a no-op).
+// (model_runner.h). on_worker_start() pins that thread to `cores` (Linux; elsewhere a no-op) and, for
+// threads > 1, starts the ThreadTeam (thread_team.h) whose helpers the forwards split their work over
+// (pinned to the same cores); the logits are bitwise those of one thread.
 #pragma once
 
 #include <cstdint>
@@ -24,10 +26,11 @@ class CpuModelRunner final : public ModelRunner {
   // `model` must outlive the runner; `vocab` is the logits width, of which the first `lm_rows`
   // columns are computed and the rest are -inf.
   CpuModelRunner(std::shared_ptr<const CpuModel> model, const CpuKvCache& kv, const CpuRope& rope, int64_t vocab,
-                 int64_t lm_rows, std::vector<int> cores);
+                 int64_t lm_rows, std::vector<int> cores, int threads = 1);
 
   int64_t vocab_size() const override { return vocab_; }
   void on_worker_start() override;
+  int threads() const { return threads_; }
   Logits forward(const ForwardRequest& request) override;
   int64_t forward_calls() const { return calls_; }
 
@@ -37,6 +40,9 @@ class CpuModelRunner final : public ModelRunner {
   CpuRope rope_;
   int64_t vocab_, lm_rows_;
   std::vector<int> cores_;
+  int threads_;
+  std::unique_ptr<ThreadTeam> team_;  // started by on_worker_start() when threads_ > 1
+  void pin_worker();
   int64_t calls_ = 0;
 };
 

@@ -27,6 +27,7 @@ struct Job {
   const float* bias;
   float* y;
   int64_t y_stride, m, n, k;
+  int64_t b_begin, b_end;  // the blocks of outputs to compute
 };
 
 // Index of W[c][i] in the packed array. Block c / 8 holds its 8 rows k-major; bfloat16 blocks store
@@ -61,7 +62,7 @@ bool bf16_exact(const float* w, int64_t count) {
 template <class W>
 void apply_portable(const W* packed, const Job& j) {
   for (int64_t r = 0; r < j.m; ++r)
-    for (int64_t c = 0; c < j.n; ++c) {
+    for (int64_t c = j.b_begin * kBlock; c < std::min(j.n, j.b_end * kBlock); ++c) {
       const float* x = j.x + r * j.x_stride;
       float s = 0.f;
       for (int64_t i = 0; i < j.k; ++i)
@@ -193,9 +194,8 @@ SSD_TILE void chunk_of(const W* packed, const Job& j, int64_t rows, int64_t r, i
 // weights from memory, the others re-read the panel from cache.
 template <class W, int Regs>
 SSD_TILE void apply_tiles(const W* packed, const Job& j) {
-  const int64_t blocks = (j.n + kBlock - 1) / kBlock;
-  for (int64_t b0 = 0; b0 < blocks; b0 += kPanelBlocks) {
-    const int64_t b1 = std::min(blocks, b0 + kPanelBlocks);
+  for (int64_t b0 = j.b_begin; b0 < j.b_end; b0 += kPanelBlocks) {
+    const int64_t b1 = std::min(j.b_end, b0 + kPanelBlocks);
     for (int64_t r = 0, rows = 0; r < j.m; r += rows) {
       rows = chunk_rows<W, Regs>(j.m - r);
       chunk_of<W, Regs>(packed, j, rows, r, b0, b1);
@@ -253,14 +253,23 @@ PackedWeights::PackedWeights(const float* w, int64_t n, int64_t k, std::shared_p
 
 void PackedWeights::apply(const float* x, int64_t m, int64_t x_stride, const float* bias, float* y,
                           int64_t y_stride, int64_t outputs) const {
+  apply_blocks(x, m, x_stride, bias, y, y_stride, outputs, 0, blocks(outputs));
+}
+
+void PackedWeights::apply_blocks(const float* x, int64_t m, int64_t x_stride, const float* bias, float* y,
+                                 int64_t y_stride, int64_t outputs, int64_t block_begin, int64_t block_end) const {
+  static_assert(kBlockOutputs == kBlock, "one block size");
   const int64_t n = outputs < 0 ? n_ : outputs;
+  if (block_begin < 0 || block_end < block_begin || block_end > (n + kBlock - 1) / kBlock)
+    throw std::invalid_argument("PackedWeights::apply_blocks: blocks [" + std::to_string(block_begin) + ", " +
+                                std::to_string(block_end) + ") for " + std::to_string(n) + " outputs");
   if (m < 0 || n > n_ || (m > 0 && n > 0 && (!x || !y)) || (m > 1 && (x_stride < k_ || y_stride < n)))
     throw std::invalid_argument("PackedWeights::apply: m=" + std::to_string(m) + ", x_stride=" +
                                 std::to_string(x_stride) + ", y_stride=" + std::to_string(y_stride) + ", outputs=" +
                                 std::to_string(outputs) + " for [" +
                                 std::to_string(n_) + ", " + std::to_string(k_) + "] weights");
-  if (m == 0 || n == 0) return;
-  const Job j{x, x_stride, bias, y, y_stride, m, n, k_};
+  if (m == 0 || n == 0 || block_begin == block_end) return;
+  const Job j{x, x_stride, bias, y, y_stride, m, n, k_, block_begin, block_end};
   if (bf16_) return dispatch(static_cast<const uint16_t*>(data_), j);
   dispatch(static_cast<const float*>(data_), j);
 }

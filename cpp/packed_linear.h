@@ -40,6 +40,16 @@ class PackedWeights {
   // elements. Throws std::invalid_argument on bad sizes, strides or null pointers.
   void apply(const float* x, int64_t m, int64_t x_stride, const float* bias, float* y, int64_t y_stride,
              int64_t outputs = -1) const;
+  // The same for the outputs of blocks [block_begin, block_end) only (blocks of kBlockOutputs output
+  // columns, the last one partial), so threads can split one product by columns; every output is the
+  // same fma chain whatever the split.
+  void apply_blocks(const float* x, int64_t m, int64_t x_stride, const float* bias, float* y, int64_t y_stride,
+                    int64_t outputs, int64_t block_begin, int64_t block_end) const;
+  static constexpr int64_t kBlockOutputs = 8;
+  // Blocks covering `outputs` (< 0: all rows of W).
+  int64_t blocks(int64_t outputs = -1) const {
+    return ((outputs < 0 ? n_ : outputs) + kBlockOutputs - 1) / kBlockOutputs;
+  }
 
  private:
   int64_t n_ = 0, k_ = 0;

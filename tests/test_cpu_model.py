@@ -78,6 +78,40 @@ def test_batch_invariance_decode_verify_tree(model):
     assert torch.equal(tree[0], verify[1]) and torch.equal(tree[1], verify[2])
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_thread_team_gives_the_same_bits(model, monkeypatch, threads):
+    """A forward split over a ThreadTeam (by output column blocks and (row, kv head) attention items)
+    gives bitwise the logits of one thread: prefills, verifications and tree steps, every family."""
+    from ssdcore import _core
+
+    one = script(model)
+    team, original = _core.ThreadTeam(threads), cpu_model.CpuModel.forward
+    assert team.size == threads
+    monkeypatch.setattr(cpu_model.CpuModel, "forward",
+                        lambda self, m, rows, lm_rows, out_cols, team_=None:
+                        original(self, m, rows, lm_rows, out_cols, team))
+    split = script(model)
+    for a, b in zip(one, split):
+        assert torch.equal(a, b)
+
+
+def test_engine_runner_with_threads_is_native_and_exact(tmp_path):
+    """target_threads=2 runs the native forward (no longer the torch path) with the bits of one thread."""
+    import ssdcore
+    from ssdcore.model_runner import ModelRunner
+
+    save_random_checkpoint(tmp_path, "llama", seed=3, tokenizer=False)
+    runner = ModelRunner(load_model(tmp_path).model, side="target", num_lanes=1, context_slots=32, threads=2)
+    assert runner.native_runner() is not None and runner.native_runner().threads == 2
+    sp = ssdcore.SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
+    outs = []
+    for threads in (1, 2):
+        with ssdcore.Engine(str(tmp_path), None, mode="ar", max_batch=2, max_context=64,
+                            target_threads=threads) as e:
+            outs.append([o.token_ids for o in e.generate([[3, 4, 5], [9, 8]], sp)])
+    assert outs[0] == outs[1]
+
+
 def test_bf16_exact_weights_equal_float32(model):
     """Rounding the weights to bfloat16 makes the native copy bf16; it must equal the float32 math."""
     saved = {n: p.detach().clone() for n, p in model.named_parameters()}

@@ -51,10 +51,12 @@ class ModelRunner:
 
     def native_runner(self):
         """The C++ runner the engine uses instead of :meth:`forward` when this model qualifies for the
-        native CPU forward (CPU, float32, one thread; see models/cpu_model.py), else None. Its forwards
-        never enter Python, so draft and target workers do not contend for the GIL."""
-        if self._native is None and self.threads == 1 and cpu_model.supports(self.model):
-            self._native, self._borrowed = self.model.native().runner(self.model, self._cache, self.cores)
+        native CPU forward (CPU, float32; see models/cpu_model.py), else None. Its forwards never enter
+        Python, so draft and target workers do not contend for the GIL; with ``threads`` > 1 each
+        forward is split over that many threads (cpp/thread_team.h), bitwise the logits of one."""
+        if self._native is None and cpu_model.supports(self.model):
+            self._native, self._borrowed = self.model.native().runner(self.model, self._cache, self.cores,
+                                                                      self.threads)
         return self._native
 
     def on_worker_start(self) -> None:

@@ -127,6 +127,9 @@ class CausalLM(nn.Module):
         self.kv_cache: Optional[KVCache] = None
         self.output_vocab_size = self.valid_vocab_size = config.vocab_size
         self._native: Optional[cpu_model.CpuModel] = None
+        # a _core.ThreadTeam the native forward splits its work over (None: the calling thread only);
+        # the logits are bitwise the same either way
+        self.native_team = None
 
     # ----------------------------------------------------------------- setup
     def allocate_kv(self, num_lanes: int, max_slots: int, scratch_slots: int = 0) -> None:
@@ -198,7 +201,8 @@ class CausalLM(nn.Module):
     def _run_native(self, rows: Rows) -> torch.Tensor:
         """The same forward by the native C++ kernel (see cpu_model.py)."""
         self.rope.ensure(int(rows.positions.max()))
-        return self.native().forward(self, rows, self.computed_vocab(), self.output_vocab_size)
+        return self.native().forward(self, rows, self.computed_vocab(), self.output_vocab_size,
+                                     self.native_team)
 
     def native(self) -> "cpu_model.CpuModel":
         """The native forward bound to this model's weights (rebuilt when their storage moves)."""

@@ -76,23 +76,25 @@ class CpuModel:
         """Changes when the weight storage the native object points at may have moved."""
         return model.embed.data_ptr(), model.layers[-1].down_w.data_ptr(), model.lm_head.data_ptr()
 
-    def runner(self, model, cache, cores) -> tuple:
+    def runner(self, model, cache, cores, threads: int = 1) -> tuple:
         """(engine runner ``_core.CpuModelRunner`` over ``cache``, the tensors it borrows). The engine's
-        worker then runs forwards with no Python at all (see ssdcore.model_runner); the caller keeps
-        the returned tensors alive as long as the runner."""
+        worker then runs forwards with no Python at all (see ssdcore.model_runner), split over
+        ``threads`` threads (the worker's included; bitwise the logits of one); the caller keeps the
+        returned tensors alive as long as the runner."""
         arrays = _cache_arrays(cache, model.rope)
         native = _core.CpuModelRunner(self._native, _capsules(arrays), model.output_vocab_size,
-                                      model.computed_vocab(), list(cores or ()))
+                                      model.computed_vocab(), list(cores or ()), int(threads))
         return native, tuple(arrays.values())
 
-    def forward(self, model, rows, lm_rows: int, out_cols: int) -> torch.Tensor:
-        """Float32 logits ``[len(rows.logits_rows) or N, out_cols]``; columns >= lm_rows are -inf."""
+    def forward(self, model, rows, lm_rows: int, out_cols: int, team=None) -> torch.Tensor:
+        """Float32 logits ``[len(rows.logits_rows) or N, out_cols]``; columns >= lm_rows are -inf.
+        ``team`` (a ``_core.ThreadTeam``) splits the work over its threads, with the same bits."""
         n_out = rows.tokens.numel() if rows.logits_rows is None else rows.logits_rows.numel()
         logits = torch.empty(n_out, out_cols, dtype=torch.float32)
         arrays = dict(tokens=rows.tokens, positions=rows.positions, lanes=rows.lanes, slots=rows.slots,
                       attend_len=rows.attend_len, extra_slots=rows.extra, logits_rows=rows.logits_rows,
                       logits=logits, **_cache_arrays(model.kv_cache, model.rope))
-        self._native.forward(_capsules(arrays), lm_rows)
+        self._native.forward(_capsules(arrays), lm_rows, team)
         if lm_rows < out_cols:
             logits[:, lm_rows:] = float("-inf")
         return logits
