@@ -2,6 +2,7 @@
 // every tile shape (and several row chunks), output counts that are not a multiple of the 8-row block,
 // float32 and bfloat16-exact weights, bias and strides; batch invariance (bitwise); the exact fma order
 // (the same bits on every path); errors.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -115,6 +116,34 @@ SSD_TEST(rejects_bad_arguments) {
   SSD_CHECK_THROWS(packed.apply(nullptr, 1, 8, nullptr, y.data(), 4));
   SSD_CHECK_THROWS(PackedWeights(nullptr, 4, 8));
   packed.apply(x.data(), 0, 8, nullptr, y.data(), 4);  // no rows: nothing to do
+}
+
+// Any split of the output blocks (as ThreadTeam parts compute them) gives the bits of one call.
+SSD_TEST(block_ranges_give_the_bits_of_one_call) {
+  for (bool bf16 : {false, true}) {
+    for (int64_t n : {8, 61, 200, 577}) {
+      const int64_t k = 67, m = 7;
+      const std::vector<float> w = random_matrix(n, k, 11 + static_cast<uint32_t>(n), bf16);
+      const std::vector<float> x = random_matrix(m, k, 5, false), bias = random_matrix(1, n, 6, false);
+      const PackedWeights packed(w.data(), n, k);
+      std::vector<float> whole(static_cast<size_t>(m * n)), parts(whole.size(), -1.f);
+      packed.apply(x.data(), m, k, bias.data(), whole.data(), n);
+      const int64_t blocks = packed.blocks();
+      SSD_CHECK_EQ(blocks, (n + 7) / 8);
+      for (int64_t cut : {int64_t{1}, blocks / 3, blocks - 1}) {  // two or three ranges
+        std::fill(parts.begin(), parts.end(), -1.f);
+        const int64_t cuts[] = {0, std::min(cut, blocks), std::min(blocks, cut + 2), blocks};
+        for (int c = 0; c < 3; ++c)
+          packed.apply_blocks(x.data(), m, k, bias.data(), parts.data(), n, -1, cuts[c], cuts[c + 1]);
+        SSD_CHECK(std::memcmp(whole.data(), parts.data(), sizeof(float) * whole.size()) == 0);
+      }
+    }
+  }
+  const std::vector<float> w = random_matrix(16, 4, 1, false), x(4, 1.f);
+  std::vector<float> y(16);
+  const PackedWeights packed(w.data(), 16, 4);
+  SSD_CHECK_THROWS(packed.apply_blocks(x.data(), 1, 4, nullptr, y.data(), 16, -1, 0, 3));  // 2 blocks
+  SSD_CHECK_THROWS(packed.apply_blocks(x.data(), 1, 4, nullptr, y.data(), 16, -1, 2, 1));
 }
 
 int main() { return ssd_test::run_all(); }
