@@ -71,13 +71,16 @@ struct NonFiniteLogits : std::runtime_error {
 };
 
 inline int64_t bad_logit_column(const float* row, int64_t n) {
-  bool any_finite = false;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  int all_below_inf = 1, any_above_neg_inf = 0;  // branch-free pass (vectorises): the usual case
   for (int64_t c = 0; c < n; ++c) {
-    const float x = row[c];
-    if (x != x || x == std::numeric_limits<float>::infinity()) return c;
-    any_finite |= x != -std::numeric_limits<float>::infinity();
+    all_below_inf &= row[c] < kInf ? 1 : 0;      // false for NaN and +inf
+    any_above_neg_inf |= row[c] > -kInf ? 1 : 0;  // some finite entry
   }
-  return any_finite ? -1 : n;
+  if (all_below_inf) return any_above_neg_inf ? -1 : n;
+  for (int64_t c = 0; c < n; ++c)
+    if (!(row[c] < kInf)) return c;
+  return n;
 }
 
 // "logits are not finite at position P (NaN at token c)" when the row is unusable, else "".
