@@ -1,6 +1,8 @@
 // draft_worker.cpp: the draft worker's thread and round loop; see draft_worker.h.
 #include "draft_worker.h"
 
+#include "worker_thread.h"
+
 #include <algorithm>
 #include <exception>
 #include <string>
@@ -20,27 +22,13 @@ DraftWorker::DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats*
 
 DraftWorker::~DraftWorker() { join(); }
 
-std::string DraftWorker::start() {
-  std::promise<std::string> started;
-  std::future<std::string> result = started.get_future();
-  thread_ = std::thread([this, p = std::move(started)]() mutable { run(p); });
-  std::string error = result.get();
-  if (!error.empty()) join();
-  return error;
-}
+std::string DraftWorker::start() { return start_worker(&thread_, runner_, "draft", [this] { run(); }); }
 
 void DraftWorker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void DraftWorker::run(std::promise<std::string>& started) {
-  try {
-    runner_->on_worker_start();
-  } catch (const std::exception& e) {
-    started.set_value(std::string("the draft worker could not start: ") + e.what());
-    return;
-  }
-  started.set_value("");
+void DraftWorker::run() {
   ToDraft msg;
   while (inbox_->pop(msg)) handle(msg);
 }

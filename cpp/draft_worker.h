@@ -23,7 +23,6 @@
 // returns once the thread has run the runner's on_worker_start().
 #pragma once
 #include <cstdint>
-#include <future>
 #include <map>
 #include <string>
 #include <memory>
@@ -72,7 +71,7 @@ class DraftWorker {
   void join();
 
  private:
-  void run(std::promise<std::string>& started);
+  void run();
   void handle(ToDraft& msg);
   void fail(const ToDraft& msg, const std::string& error, ErrorKind kind);
   ToTarget take_failures();

@@ -1,6 +1,8 @@
 // target_worker.cpp: the target worker's thread and round loop; see target_worker.h.
 #include "target_worker.h"
 
+#include "worker_thread.h"
+
 #include <algorithm>
 #include <exception>
 #include <string>
@@ -25,27 +27,13 @@ TargetWorker::TargetWorker(const EngineConfig& config, ModelRunner* runner, Stat
 
 TargetWorker::~TargetWorker() { join(); }
 
-std::string TargetWorker::start() {
-  std::promise<std::string> started;
-  std::future<std::string> result = started.get_future();
-  thread_ = std::thread([this, p = std::move(started)]() mutable { run(p); });
-  std::string error = result.get();
-  if (!error.empty()) join();
-  return error;
-}
+std::string TargetWorker::start() { return start_worker(&thread_, runner_, "target", [this] { run(); }); }
 
 void TargetWorker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void TargetWorker::run(std::promise<std::string>& started) {
-  try {
-    runner_->on_worker_start();
-  } catch (const std::exception& e) {
-    started.set_value(std::string("the target worker could not start: ") + e.what());
-    return;
-  }
-  started.set_value("");
+void TargetWorker::run() {
   while (scheduler_->wait_for_work(active_.empty() && pending_.outcomes.empty())) {
     try {
       round();

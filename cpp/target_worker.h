@@ -17,7 +17,6 @@
 // start() returns once the thread has run the runner's on_worker_start() (pinning, thread count).
 #pragma once
 #include <cstdint>
-#include <future>
 #include <map>
 #include <string>
 #include <thread>
@@ -52,7 +51,7 @@ class TargetWorker {
   void join();
 
  private:
-  void run(std::promise<std::string>& started);
+  void run();
   void round();
   void admit(ToDraft* msg);
   ToTarget exchange(ToDraft msg);

@@ -136,11 +136,12 @@ def aborted_count(output: str) -> int:
     return int(found[0])
 
 
-def test_sigterm_after_the_grace_ends_live_requests_cleanly(tmp_path):
-    server = ServerProcess(tmp_path, "--shutdown-grace", "0.5")
-    streams = [StreamClient(server.url, p, 1000) for p in ("def fibonacci(n):", "class Stack:\n")]
+def sigterm_with_live_requests(tmp_path, grace: str, prompts, max_tokens: int):
+    """Two streams and one full answer, all admitted, then SIGTERM; (outcomes, exit status, output)."""
+    server = ServerProcess(tmp_path, "--shutdown-grace", grace)
+    streams = [StreamClient(server.url, p, max_tokens) for p in prompts[:2]]
     full: dict = {}
-    waiter = threading.Thread(target=full_answer, args=(server.url, "import os\n", 1000, full),
+    waiter = threading.Thread(target=full_answer, args=(server.url, prompts[2], max_tokens, full),
                               daemon=True)
     for t in streams + [waiter]:
         t.start()
@@ -151,29 +152,20 @@ def test_sigterm_after_the_grace_ends_live_requests_cleanly(tmp_path):
     for t in streams + [waiter]:
         t.join(SAFETY_S)
         assert not t.is_alive(), "a client never got the end of its answer"
-    outcomes = [s.outcome() for s in streams] + [full_outcome(full)]
-    output = server.output()
+    return [s.outcome() for s in streams] + [full_outcome(full)], rc, server.output()
+
+
+def test_sigterm_after_the_grace_ends_live_requests_cleanly(tmp_path):
+    # grace 0: the requests (1000 tokens each, just admitted) cannot finish first on any machine
+    outcomes, rc, output = sigterm_with_live_requests(
+        tmp_path, "0", ("def fibonacci(n):", "class Stack:\n", "import os\n"), 1000)
     assert rc == 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     assert outcomes.count("aborted") == aborted_count(output) >= 1, (outcomes, output[-3000:])
 
 
 def test_sigterm_lets_running_requests_finish_within_the_grace(tmp_path):
-    server = ServerProcess(tmp_path, "--shutdown-grace", str(SAFETY_S))
-    streams = [StreamClient(server.url, p, 200) for p in ("def parse_args(", "with open(path) as f:\n")]
-    full: dict = {}
-    waiter = threading.Thread(target=full_answer, args=(server.url, "while True:\n", 200, full),
-                              daemon=True)
-    for t in streams + [waiter]:
-        t.start()
-    for s in streams:
-        assert s.first.wait(SAFETY_S), "no first chunk"
-    wait_until(lambda: all_admitted(server, streams, full), "all requests admitted")
-    rc = server.terminate_and_wait()
-    for t in streams + [waiter]:
-        t.join(SAFETY_S)
-        assert not t.is_alive()
-    output = server.output()
-    assert [s.outcome() for s in streams] + [full_outcome(full)] == ["complete"] * 3
+    outcomes, rc, output = sigterm_with_live_requests(
+        tmp_path, str(SAFETY_S), ("def parse_args(", "with open(path) as f:\n", "while True:\n"), 200)
+    assert outcomes == ["complete"] * 3
     assert rc == 0 and "Traceback" not in output, output[-3000:]
-    assert aborted_count(output) == 0

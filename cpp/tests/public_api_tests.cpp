@@ -166,7 +166,7 @@ SSD_TEST(submit_wait_and_poll_match_generate) {
   std::map<ssdcore::RequestId, std::vector<std::int32_t>> got;
   size_t finished = 0;
   ssdcore::Event ev;
-  while (finished < ids.size() - 1 && rig.engine.poll(&ev, std::chrono::milliseconds(5000))) {
+  while (finished < ids.size() - 1 && rig.engine.poll(&ev, std::chrono::milliseconds(120000))) {
     SSD_CHECK(ev.id != ids[0]);
     got[ev.id].insert(got[ev.id].end(), ev.tokens.begin(), ev.tokens.end());
     if (ev.finished()) ++finished;

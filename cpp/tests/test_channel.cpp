@@ -24,7 +24,8 @@ static double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Runs `rescue` (closing the channels under test) if the test is still running after `limit`, so a
+// Runs `rescue` (closing the channels under test) if the test is still running after `limit` (minutes:
+// only a hang, never a slow machine, gets there), so a
 // lost wake-up fails the test instead of hanging it. fired() says whether it had to.
 class Watchdog {
  public:
@@ -72,7 +73,7 @@ SSD_TEST(non_blocking_fifo) {
 
 SSD_TEST(blocking_pop_wakes_on_push) {
   Channel<int> ch(4);
-  Watchdog dog(5s, [&] { ch.close(); });
+  Watchdog dog(300s, [&] { ch.close(); });
   std::atomic<int> got{-1};
   std::thread consumer([&] {
     int v = 0;
@@ -88,7 +89,7 @@ SSD_TEST(blocking_pop_wakes_on_push) {
 
 SSD_TEST(blocking_push_waits_while_full) {
   Channel<int> ch(2);
-  Watchdog dog(5s, [&] { ch.close(); });
+  Watchdog dog(300s, [&] { ch.close(); });
   SSD_CHECK(ch.push(1));
   SSD_CHECK(ch.push(2));
   std::atomic<bool> pushed{false};
@@ -111,18 +112,17 @@ SSD_TEST(blocking_push_waits_while_full) {
 
 SSD_TEST(close_wakes_parked_consumer) {
   Channel<int> ch(4);
-  Watchdog dog(5s, [&] { ch.close(); });  // close() is what is tested; the dog only guards a hang
+  Watchdog dog(300s, [&] { ch.close(); });  // close() is what is tested; the dog only guards a hang
   std::atomic<int> result{-1};
   std::thread consumer([&] {
     int v = 0;
     result = ch.pop(v) ? 1 : 0;
   });
   std::this_thread::sleep_for(30ms);
-  const auto t0 = Clock::now();
   ch.close();
-  consumer.join();
+  consumer.join();  // a close that did not wake it would hang here (the dog's close, a second one, too)
   SSD_CHECK_EQ(result.load(), 0);
-  SSD_CHECK(seconds_since(t0) < 1.0);
+  SSD_CHECK(!dog.fired());
 }
 
 SSD_TEST(close_wakes_parked_producer) {
@@ -141,17 +141,15 @@ SSD_TEST(close_from_third_thread_wakes_timed_consumer) {
   PopStatus st = PopStatus::kItem;
   std::thread consumer([&] {
     int v = 0;
-    st = ch.pop_for(v, 10s);
+    st = ch.pop_for(v, 120s);
   });
   std::thread closer([&] {
     std::this_thread::sleep_for(30ms);
     ch.close();
   });
-  const auto t0 = Clock::now();
   consumer.join();
   closer.join();
-  SSD_CHECK(st == PopStatus::kClosed);
-  SSD_CHECK(seconds_since(t0) < 2.0);
+  SSD_CHECK(st == PopStatus::kClosed);  // not kTimeout: the close woke it
 }
 
 SSD_TEST(drains_after_close_and_rejects_pushes) {
@@ -178,8 +176,7 @@ SSD_TEST(pop_for_times_out) {
   const auto t0 = Clock::now();
   SSD_CHECK(ch.pop_for(v, 50ms) == PopStatus::kTimeout);
   const double s = seconds_since(t0);
-  SSD_CHECK(s >= 0.049);
-  SSD_CHECK(s < 2.0);
+  SSD_CHECK(s >= 0.049);  // never early (how late depends on the machine's load)
   SSD_CHECK(ch.push(5));
   SSD_CHECK(ch.pop_for(v, 50ms) == PopStatus::kItem);
   SSD_CHECK_EQ(v, 5);
@@ -214,18 +211,20 @@ SSD_TEST(polling_consumer_gets_items_and_respects_deadlines_and_close) {
   SSD_CHECK(ch.pop(v));
   SSD_CHECK_EQ(v, 2);
   producer.join();
-  spin.poll_ns = 3'000'000'000;  // 3 s: the deadline and close must cut it short
+  // A 600 s poll: the deadline and close must cut it short (no loaded machine takes minutes for a
+  // 5 ms deadline, so the bounds below only fail when the poll ran on).
+  spin.poll_ns = 600'000'000'000;
   Channel<int> slow(4, spin);
   auto t0 = Clock::now();
   SSD_CHECK(slow.pop_for(v, 5ms) == PopStatus::kTimeout);
-  SSD_CHECK(seconds_since(t0) < 1.5);
+  SSD_CHECK(seconds_since(t0) < 120.0);
   std::thread closer([&] {
     std::this_thread::sleep_for(5ms);
     slow.close();
   });
   t0 = Clock::now();
   SSD_CHECK(!slow.pop(v));  // closed while polling: no item, and well before the poll would end
-  SSD_CHECK(seconds_since(t0) < 1.5);
+  SSD_CHECK(seconds_since(t0) < 120.0);
   closer.join();
 }
 
@@ -248,6 +247,7 @@ SSD_TEST(move_only_items) {
 
 // Producer pushes n items; the consumer must see them all in order. With no spinning and a tiny
 // capacity, both sides park all the time: a lost wake-up shows up as a pop_for timeout (not a hang).
+// The timeout is far longer than any wake-up on a loaded machine, so only a lost one reaches it.
 static void park_stress(std::size_t capacity, std::uint64_t n, bool slow_consumer) {
   Channel<std::uint64_t> ch(capacity, ChannelSpin{0, 0});
   std::atomic<bool> ok{true};
@@ -255,10 +255,9 @@ static void park_stress(std::size_t capacity, std::uint64_t n, bool slow_consume
   std::thread consumer([&] {
     std::uint64_t v = 0;
     for (std::uint64_t expect = 0; expect < n; ++expect) {
-      // A wake-up takes microseconds; a pop that needs its 2 s timeout to see an item that was
-      // pushed meanwhile means a lost wake-up.
-      const auto t0 = Clock::now();
-      if (ch.pop_for(v, 2s) != PopStatus::kItem || v != expect || seconds_since(t0) > 1.5) {
+      // A wake-up takes microseconds (milliseconds on a busy machine); a pop that times out on an
+      // item that was pushed meanwhile means a lost wake-up.
+      if (ch.pop_for(v, 60s) != PopStatus::kItem || v != expect) {
         ok = false;
         ch.close();  // release a producer blocked on a full channel
         break;
@@ -293,7 +292,7 @@ SSD_TEST(no_lost_wakeup_producer_parks) {
 // Request/response ping-pong over two channels: every message crosses a parked thread.
 SSD_TEST(no_lost_wakeup_ping_pong) {
   Channel<int> ping(1, ChannelSpin{0, 0}), pong(1, ChannelSpin{0, 0});
-  Watchdog dog(20s, [&] { ping.close(); });
+  Watchdog dog(300s, [&] { ping.close(); });
   const int n = static_cast<int>(ssd_test::scaled(20000, 4));
   std::atomic<bool> ok{true};
   std::thread echo([&] {
@@ -306,8 +305,7 @@ SSD_TEST(no_lost_wakeup_ping_pong) {
   for (int i = 0; i < n && ok; ++i) {
     int v = -1;
     SSD_CHECK(ping.push(i));
-    const auto t0 = Clock::now();
-    if (pong.pop_for(v, 2s) != PopStatus::kItem || v != i + 1 || seconds_since(t0) > 1.5) ok = false;
+    if (pong.pop_for(v, 60s) != PopStatus::kItem || v != i + 1) ok = false;  // 60 s: only if lost
   }
   ping.close();
   echo.join();
@@ -318,7 +316,7 @@ SSD_TEST(no_lost_wakeup_ping_pong) {
 // Default spin settings: a fast stream with no artificial parking, order preserved.
 SSD_TEST(default_spin_stream) {
   Channel<std::uint64_t> ch(64);
-  Watchdog dog(10s, [&] { ch.close(); });
+  Watchdog dog(300s, [&] { ch.close(); });
   const std::uint64_t n = ssd_test::scaled(500000, 4);
   std::uint64_t sum = 0;
   std::thread consumer([&] {
