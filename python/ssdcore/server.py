@@ -178,6 +178,12 @@ def create_app(engine, model_name: str = "ssdcore-bundled", workers: Optional[in
     app.add_middleware(RequestGuard, api_key=api_key, max_request_bytes=max_request_bytes,
                        on_reject=lambda path, status: state.metrics.request_done(path, "rejected"))
     _install_error_handlers(app, state)
+    _install_routes(app, state)
+    return app
+
+
+def _install_routes(app: FastAPI, state: ServerState) -> None:
+    engine = state.engine
 
     async def generate(request: Request, endpoint: str, prepare):
         t0 = time.perf_counter()
@@ -228,8 +234,6 @@ def create_app(engine, model_name: str = "ssdcore-bundled", workers: Optional[in
     async def metrics():
         text = await asyncio.to_thread(state.metrics.exposition)
         return Response(text, media_type=server_metrics.CONTENT_TYPE)
-
-    return app
 
 
 def _model_card(state: ServerState) -> dict:
