@@ -1,15 +1,9 @@
 // cpu_model_runner.cpp: see cpu_model_runner.h.
 #include "cpu_model_runner.h"
 
-#include <cerrno>
-#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
-
-#ifdef __linux__
-#include <sched.h>
-#endif
 
 namespace ssd {
 
@@ -25,27 +19,8 @@ CpuModelRunner::CpuModelRunner(std::shared_ptr<const CpuModel> model, const CpuK
 }
 
 void CpuModelRunner::on_worker_start() {
-  pin_worker();
+  pin_current_thread(cores_);
   if (threads_ > 1) team_ = std::make_unique<ThreadTeam>(threads_, cores_);
-}
-
-void CpuModelRunner::pin_worker() {
-#ifdef __linux__
-  if (cores_.empty()) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (int c : cores_) {
-    if (c < 0 || c >= CPU_SETSIZE)
-      throw std::runtime_error("core " + std::to_string(c) + " is out of range: allowed 0.." + std::to_string(CPU_SETSIZE - 1));
-    CPU_SET(c, &set);
-  }
-  if (sched_setaffinity(0, sizeof set, &set) != 0) {  // 0 = the calling thread
-    const int err = errno;
-    std::string list;
-    for (int c : cores_) list += (list.empty() ? "" : ", ") + std::to_string(c);
-    throw std::runtime_error("could not pin the worker thread to cores [" + list + "]: " + std::strerror(err));
-  }
-#endif
 }
 
 Logits CpuModelRunner::forward(const ForwardRequest& r) {

@@ -42,7 +42,6 @@ class CpuModelRunner final : public ModelRunner {
   std::vector<int> cores_;
   int threads_;
   std::unique_ptr<ThreadTeam> team_;  // started by on_worker_start() when threads_ > 1
-  void pin_worker();
   int64_t calls_ = 0;
 };
 

@@ -62,14 +62,14 @@ struct Logits {
   const float* row(int64_t r) const { return data + r * vocab; }
 };
 
-// A usable logits row has no NaN, no +inf and at least one finite entry (-inf is a zero probability:
-// runners use it for vocabulary columns a model cannot produce). Returns the first bad column, or
-// n when every entry is -inf, or -1 when the row is usable.
 // Thrown by a worker whose model produced an unusable logits row; the message names the position.
 struct NonFiniteLogits : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A usable logits row has no NaN, no +inf and at least one finite entry (-inf is a zero probability:
+// runners use it for vocabulary columns a model cannot produce). Returns the first bad column, or
+// n when every entry is -inf, or -1 when the row is usable.
 inline int64_t bad_logit_column(const float* row, int64_t n) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
   int all_below_inf = 1, any_above_neg_inf = 0;  // branch-free pass (vectorises): the usual case

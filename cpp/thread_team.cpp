@@ -24,25 +24,28 @@ std::int64_t steady_ns() {
       .count();
 }
 
+}  // namespace
+
 void pin_current_thread(const std::vector<int>& cores) {
 #ifdef __linux__
   if (cores.empty()) return;
   cpu_set_t set;
   CPU_ZERO(&set);
   for (int c : cores) {
-    if (c < 0 || c >= CPU_SETSIZE) throw std::runtime_error("core " + std::to_string(c) + " is out of range");
+    if (c < 0 || c >= CPU_SETSIZE)
+      throw std::runtime_error("core " + std::to_string(c) + " is out of range: allowed 0.." + std::to_string(CPU_SETSIZE - 1));
     CPU_SET(c, &set);
   }
-  if (sched_setaffinity(0, sizeof set, &set) != 0) {
+  if (sched_setaffinity(0, sizeof set, &set) != 0) {  // 0 = the calling thread
     const int err = errno;
-    throw std::runtime_error(std::string("could not pin a forward thread to its cores: ") + std::strerror(err));
+    std::string list;
+    for (int c : cores) list += (list.empty() ? "" : ", ") + std::to_string(c);
+    throw std::runtime_error("could not pin the thread to cores [" + list + "]: " + std::strerror(err));
   }
 #else
   (void)cores;
 #endif
 }
-
-}  // namespace
 
 ThreadTeam::ThreadTeam(int threads, std::vector<int> cores, std::int64_t spin_ns) : spin_ns_(spin_ns) {
   if (threads < 1) throw std::invalid_argument("ThreadTeam: threads = " + std::to_string(threads) + ", allowed >= 1");

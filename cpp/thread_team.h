@@ -27,6 +27,10 @@
 
 namespace ssd {
 
+// Pins the calling thread to `cores` (Linux; elsewhere, and for an empty list, a no-op). Throws
+// std::runtime_error naming the cores (and the reason) when a core is out of range or the OS refuses.
+void pin_current_thread(const std::vector<int>& cores);
+
 class ThreadTeam {
  public:
   // threads >= 1 (std::invalid_argument otherwise); threads - 1 helpers are started at once. An
