@@ -160,10 +160,8 @@ class Engine:
             # (stop strings are matched on the way, so they need every round's tokens)
             try:
                 rid = self._core.submit(ids, sp.to_core(seed), stream=not lazy or bool(sp.stop))
-            except RuntimeError as e:  # close() raced this submit
-                if self._closed:
-                    raise EngineClosedError("the engine is closed; create a new Engine") from None
-                raise ModelRunnerError(str(e)) from None
+            except RuntimeError:  # the scheduler's only RuntimeError: close() raced this submit
+                raise EngineClosedError("the engine is closed; create a new Engine") from None
             self._queues[rid] = q
             self._unfinished.add(rid)
         out = RequestOutput(request_id=rid, prompt=text, prompt_token_ids=list(ids))
