@@ -9,22 +9,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 
 import httpx
+from _wait import wait_until  # noqa: F401 (part of this module's helpers)
 
-SAFETY_S = 60.0
-
-
-def wait_until(predicate, what: str, limit: float = SAFETY_S, poll: float = 0.02):
-    """Polls ``predicate`` until it returns a true value (returned); fails after ``limit`` s."""
-    deadline = time.monotonic() + limit
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {limit} s"
-        time.sleep(poll)
+SAFETY_S = 60.0  # _wait.wait_until's default limit
 
 
 @contextlib.contextmanager

@@ -15,11 +15,9 @@ generous safety timeout; nothing asserts that something happened within a given 
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -28,23 +26,13 @@ from ssdcore import SamplingParams
 from ssdcore import memory_budget
 from ssdcore.errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError
 from ssdcore.model_runner import ModelRunner
-from ssdcore.models.testing import save_random_checkpoint
 
-V = 32
-MODEL_KW = dict(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
-ENGINE_KW = dict(K=3, max_batch=4, max_context=64, backup="jit")
-PROMPTS = [[3, 4, 5], [7, 8, 9, 10, 11], [12]]
-GREEDY = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True)
-SAFETY_S = 120.0  # only ever reached when something hangs
+from _engine_util import ENGINE_KW, GREEDY, PROMPTS, SAFETY_S, os_threads, save_tiny_pair, wait_until
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lifecycle_pair")
-    save_random_checkpoint(root / "target", "llama", seed=0, **MODEL_KW)
-    save_random_checkpoint(root / "draft", "llama", seed=1, **MODEL_KW)
-    return str(root / "target"), str(root / "draft")
+    return save_tiny_pair(tmp_path_factory.mktemp("lifecycle_pair"))
 
 
 @pytest.fixture
@@ -52,13 +40,6 @@ def python_forward(monkeypatch):
     """Make the engine call ModelRunner.forward (not the native runner), so tests can wrap it."""
     monkeypatch.setattr(ModelRunner, "native_runner", lambda runner: None)
     return monkeypatch
-
-
-def wait_until(predicate, what: str) -> None:
-    deadline = time.monotonic() + SAFETY_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.005)
 
 
 # --------------------------------------------------------------------------- exit without close
@@ -136,9 +117,6 @@ def test_close_fails_running_and_queued_requests(pair, python_forward):
     # after the join returns)
     wait_until(lambda: os_threads() <= threads_before - 23, "the engine's threads ended")
 
-
-def os_threads() -> int:
-    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
 
 
 def _refuses_submits(engine) -> bool:

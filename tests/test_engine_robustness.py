@@ -18,8 +18,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -30,23 +28,15 @@ from ssdcore import SamplingParams
 from ssdcore.engine import ModelRunnerError
 from ssdcore.model_runner import ModelRunner
 from ssdcore.models import TokenizerMismatchError
-from ssdcore.models.testing import save_random_checkpoint
 
-V = 32
-MODEL_KW = dict(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
-ENGINE_KW = dict(K=3, max_batch=4, max_context=64, backup="jit")
-PROMPTS = [[3, 4, 5], [7, 8, 9, 10, 11], [12]]
-GREEDY = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True)
+from _engine_util import ENGINE_KW, GREEDY, PROMPTS, V, os_threads, save_tiny_pair, wait_until
+
 SAMPLED = SamplingParams(temperature=1.0, max_tokens=16, ignore_eos=True, seed=7)
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("robust_pair")
-    save_random_checkpoint(root / "target", "llama", seed=0, **MODEL_KW)
-    save_random_checkpoint(root / "draft", "llama", seed=1, **MODEL_KW)
-    return str(root / "target"), str(root / "draft")
+    return save_tiny_pair(tmp_path_factory.mktemp("robust_pair"))
 
 
 class Faults:
@@ -100,20 +90,6 @@ def fresh(pair):
             e.reset_stats()
             out[mode] = (greedy, summary(e, e.generate(PROMPTS, SAMPLED)))
     return out
-
-
-def os_threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
-SAFETY_S = 120.0  # a bound for waits that must end; only reached when something hangs
-
-
-def wait_until(predicate, what: str) -> None:
-    deadline = time.monotonic() + SAFETY_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.005)
 
 
 def close_and_check(engine, workers: int):
@@ -254,7 +230,12 @@ def test_tokenizer_mismatch_is_a_value_error(pair, tmp_path):
 # --------------------------------------------------------------------------- bad requests
 @pytest.fixture(scope="module")
 def engine(pair):
-    with ssdcore.Engine(*pair, mode="ssd", **ENGINE_KW) as e:
+    """Built with Python runners (no native runner), so that the `slow` fixture's patched
+    ModelRunner.forward really runs in every forward of this engine."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ModelRunner, "native_runner", lambda runner: None)
+        e = ssdcore.Engine(*pair, mode="ssd", **ENGINE_KW)
+    with e:
         yield e
 
 
