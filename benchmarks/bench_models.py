@@ -14,7 +14,7 @@ cache is cropped back after each verification (crop time excluded). Our model an
 transformers are timed alternately so background load affects both alike.
 
 ssdcore runs what the engine runs: the installed package's native forward for float32 CPU
-models, split over a ThreadTeam of ``threads`` threads (cpp/thread_team.h), else the torch
+models, split over a ThreadTeam of ``threads`` threads (cpp/cpu_model/thread_team.h), else the torch
 path with ``threads`` torch threads; the ``path`` column says which. Run it against the
 installed package (not a source tree without the built extension).
 """

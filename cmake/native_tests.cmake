@@ -24,15 +24,16 @@ foreach(h ${_ssd_public_headers})
 endforeach()
 
 foreach(std 17 20)
-  add_executable(test_public_headers_cxx${std} ${PROJECT_SOURCE_DIR}/cpp/tests/public_headers_check.cpp
+  add_executable(test_public_headers_cxx${std} ${PROJECT_SOURCE_DIR}/cpp/tests/public/public_headers_check.cpp
                  ${_ssd_header_tus})
   target_include_directories(test_public_headers_cxx${std} PRIVATE ${PROJECT_SOURCE_DIR}/cpp/include)
   set_target_properties(test_public_headers_cxx${std} PROPERTIES CXX_STANDARD ${std} CXX_EXTENSIONS OFF)
   target_compile_options(test_public_headers_cxx${std} PRIVATE ${_ssd_strict_warnings})
   add_test(NAME test_public_headers_cxx${std} COMMAND test_public_headers_cxx${std})
 
-  add_executable(test_public_api_cxx${std} ${PROJECT_SOURCE_DIR}/cpp/tests/public_api_tests.cpp)
+  add_executable(test_public_api_cxx${std} ${PROJECT_SOURCE_DIR}/cpp/tests/public/public_api_tests.cpp)
   target_link_libraries(test_public_api_cxx${std} PRIVATE ssdcore)
+  target_include_directories(test_public_api_cxx${std} PRIVATE ${PROJECT_SOURCE_DIR}/cpp/tests)
   set_target_properties(test_public_api_cxx${std} PROPERTIES CXX_STANDARD ${std} CXX_EXTENSIONS OFF)
   target_compile_options(test_public_api_cxx${std} PRIVATE ${_ssd_strict_warnings})
   add_test(NAME test_public_api_cxx${std} COMMAND test_public_api_cxx${std})

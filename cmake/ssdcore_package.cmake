@@ -45,7 +45,8 @@ if(SSD_TSAN)
   target_link_options(ssdcore INTERFACE -fsanitize=thread)
 endif()
 
-set(_ssd_install_targets ssdcore)
+# The runtime and the layers it links (static archives: a consumer links all of them).
+set(_ssd_install_targets ssdcore ssd_sampling ssd_cpu_model ssd_core)
 set(SSD_CUDA_TOOLKIT_HINT "")
 set(SSD_CUDA_MAJOR "")
 if(SSD_WITH_CUDA)
