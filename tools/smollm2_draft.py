@@ -114,26 +114,32 @@ class Layer(nn.Module):
 
 
 class Draft(nn.Module):
-    """Frozen target embedding + trainable layers, final norm and a head over ids [0, head)."""
+    """Frozen target embedding, ``frozen`` frozen target layers, then trainable layers, final norm and
+    a head over ids [0, head)."""
 
-    def __init__(self, cfg, layers: int, head: int):
+    def __init__(self, cfg, layers: int, head: int, frozen: int = 0):
         super().__init__()
         self.cfg, self.n_head = cfg, head
         self.embed = nn.Parameter(torch.zeros(cfg.vocab_size, cfg.hidden_size), requires_grad=False)
-        self.layers = nn.ModuleList(Layer(cfg.hidden_size, cfg.intermediate_size, cfg.num_heads,
-                                          cfg.num_kv_heads, cfg.head_dim, cfg.rms_norm_eps)
-                                    for _ in range(layers))
+
+        def make(n):
+            return nn.ModuleList(Layer(cfg.hidden_size, cfg.intermediate_size, cfg.num_heads,
+                                       cfg.num_kv_heads, cfg.head_dim, cfg.rms_norm_eps) for _ in range(n))
+        self.frozen = make(frozen)
+        self.frozen.requires_grad_(False)
+        self.layers = make(layers)
         self.norm = nn.Parameter(torch.ones(cfg.hidden_size))
         self.head = nn.Parameter(torch.zeros(head, cfg.hidden_size))
         self.cos, self.sin = rope_tables(1024, cfg.head_dim, cfg.rope_theta)
 
     @classmethod
-    def from_target(cls, target, layers: int, head: int) -> "Draft":
+    def from_target(cls, target, layers: int, head: int, frozen: int = 0) -> "Draft":
+        """Target layers 0 .. frozen-1 (frozen), then frozen .. frozen+layers-1 (trainable)."""
         cfg = target.config
-        d = cls(cfg, layers, head)
+        d = cls(cfg, layers, head, frozen)
         with torch.no_grad():
             d.embed.copy_(target.embed)
-            for mine, theirs in zip(d.layers, target.layers):
+            for mine, theirs in zip(list(d.frozen) + list(d.layers), target.layers):
                 mine.ln1.copy_(theirs.ln1), mine.ln2.copy_(theirs.ln2)
                 mine.qkv.copy_(theirs.qkv_w), mine.o.copy_(theirs.o_w)
                 mine.gate_up.copy_(theirs.gate_up_w), mine.down.copy_(theirs.down_w)
@@ -145,6 +151,9 @@ class Draft(nn.Module):
         t = ids.shape[1]
         x = F.embedding(ids, self.embed)
         cos, sin = self.cos[:t], self.sin[:t]
+        with torch.no_grad():  # no activations kept for the frozen layers
+            for layer in self.frozen:
+                x = layer(x, cos, sin)
         for layer in self.layers:
             x = layer(x, cos, sin)
         return F.rms_norm(x, (x.shape[-1],), self.norm, self.cfg.rms_norm_eps)
@@ -233,10 +242,10 @@ def heldout_agreement(model, recs: list, head: int) -> dict:
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    ckpt_path = WORK / "draft_ckpt.pt"
+    ckpt_path = WORK / f"draft_ckpt{args.tag}.pt"
     from ssdcore.models import load_model
     target = load_model("smollm2", with_tokenizer=False).model
-    model = Draft.from_target(target, args.layers, args.head)
+    model = Draft.from_target(target, args.layers, args.head, args.frozen)
     del target
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() == 2]
@@ -275,12 +284,13 @@ def train(args) -> None:
                    prompts=len(recs), trained_tokens=trained_tokens,
                    minutes=round(minutes_before + (time.time() - t0) / 60, 2), **ev)
         print(json.dumps(row), flush=True)
-        with open(WORK / "curve.jsonl", "a") as f:
+        row.update(layers=args.layers, frozen=args.frozen, head=args.head)
+        with open(WORK / f"curve{args.tag}.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
 
     def save():
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, epoch=epoch,
-                        trained_tokens=trained_tokens, layers=args.layers, head=args.head,
+                        trained_tokens=trained_tokens, layers=args.layers, head=args.head, frozen=args.frozen,
                         minutes=minutes_before + (time.time() - t0) / 60), ckpt_path)
 
     model.train()
@@ -330,8 +340,9 @@ def export(args) -> None:
     ck = torch.load(WORK / "draft_ckpt.pt")
     sd = ck["model"]
     out = {}
+    frozen = ck.get("frozen", 0)  # the target's own layers 0 .. frozen-1: not shipped
     for i in range(ck["layers"]):
-        p = f"model.layers.{i}."
+        p = f"model.layers.{frozen + i}."
         qkv = sd[f"layers.{i}.qkv"]
         q, k, v = qkv.split([576, 192, 192])
         g, u = sd[f"layers.{i}.gate_up"].chunk(2)
@@ -348,10 +359,10 @@ def export(args) -> None:
               str(ASSET / "draft.safetensors"), metadata={"format": "pt"})
     from ssdcore.models import gguf_to_hf_folder, smollm2
     config = json.loads((gguf_to_hf_folder(smollm2()) / "config.json").read_text())
-    config.update(num_hidden_layers=ck["layers"], tie_word_embeddings=False, torch_dtype="float32",
-                  ssdcore_head_vocab=ck["head"])
+    config.update(num_hidden_layers=frozen + ck["layers"], tie_word_embeddings=False, torch_dtype="float32",
+                  ssdcore_head_vocab=ck["head"], ssdcore_target_layers=frozen)
     (ASSET / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    print("wrote", ASSET, dict(layers=ck["layers"], head=ck["head"], steps=ck["step"],
+    print("wrote", ASSET, dict(layers=ck["layers"], frozen=frozen, head=ck["head"], steps=ck["step"],
                                trained_tokens=ck["trained_tokens"], minutes=round(ck["minutes"], 1)))
 
 
@@ -406,6 +417,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--head", type=int, default=8192)
+    ap.add_argument("--frozen", type=int, default=0,
+                    help="the target's first N layers, frozen, below the --layers trainable ones")
+    ap.add_argument("--tag", default="", help="checkpoint and curve name suffix (parallel runs)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--steps", type=int, default=0)
