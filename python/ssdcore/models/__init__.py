@@ -10,7 +10,7 @@ cached HF folder by :func:`gguf_to_hf_folder`) or a name such as "smollm2"
 and vocabulary policy.
 """
 
-from .catalog import smollm2
+from .catalog import smollm2, smollm2_draft, smollm2_pair
 from .causal_lm import CausalLM
 from .config import ARCHITECTURES, ModelConfig
 from .errors import (ModelLoadError, ModelNotFoundError, TokenizerMismatchError,
@@ -24,5 +24,6 @@ __all__ = [
     "ARCHITECTURES", "CausalLM", "LoadedModel", "ModelConfig", "ModelLoadError",
     "ModelNotFoundError", "TokenizerMismatchError", "UnsupportedArchitectureError",
     "WeightsError", "check_tokenizers_compatible", "gguf_to_hf_folder", "greedy_generate",
-    "load_model", "reconcile_vocab", "smollm2", "tokenizer_vocab_size",
+    "load_model", "reconcile_vocab", "smollm2", "smollm2_draft", "smollm2_pair",
+    "tokenizer_vocab_size",
 ]
