@@ -10,9 +10,10 @@ paths and before hub ids. Nothing here touches the network.
 ``llama_cpp``, which ssdcore does not need).
 
 ``smollm2_draft()`` is the draft distilled for it in this repository (tools/smollm2_draft.py; see
-``assets/smollm2_draft/README.md``): the target's embedding, 2 decoder layers, a final norm and an
-output head over token ids ``[0, head)``. The package ships only what the draft does not share with
-the target (``assets/smollm2_draft/``: bf16 layers, norm and head, plus its config); the first call
+``assets/smollm2_draft/README.md``): the target's embedding, optionally the target's first
+``ssdcore_target_layers`` decoder layers as they are, the draft's own decoder layers, a final norm and
+an output head over token ids ``[0, head)``. The package ships only what the draft does not share
+with the target (``assets/smollm2_draft/``: bf16 layers, norm and head, plus its config); the first call
 assembles an ordinary HF folder under ``<cache>/smollm2_draft/`` (see
 :func:`~ssdcore.models.gguf_checkpoint.cache_root`) from that and the target's converted GGUF:
 config.json, model.safetensors (the target's embedding; the head padded with zero rows to the full
@@ -98,9 +99,13 @@ def _assemble_draft(target: Path, weights: Path, config: dict, out: Path) -> Non
     from safetensors.torch import load_file, save_file
 
     head_rows = int(config.pop("ssdcore_head_vocab"))
+    shared_layers = int(config.pop("ssdcore_target_layers", 0))  # the target's first layers, as they are
     tensors = load_file(str(weights))
     with safe_open(str(target / "model.safetensors"), framework="pt") as f:
         tensors["model.embed_tokens.weight"] = f.get_tensor("model.embed_tokens.weight")
+        for name in f.keys():
+            if name.startswith("model.layers.") and int(name.split(".")[2]) < shared_layers:
+                tensors[name] = f.get_tensor(name)
     head = tensors["lm_head.weight"]
     pad = torch.zeros(config["vocab_size"] - head.shape[0], head.shape[1], dtype=head.dtype)
     tensors["lm_head.weight"] = torch.cat([head, pad])
