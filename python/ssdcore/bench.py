@@ -82,7 +82,11 @@ def _hf_contender(name: str, s: BenchSettings, assisted: bool) -> Contender:
 
     transformers.utils.logging.set_verbosity_error()  # generate()'s deprecation notes, not results
     transformers.utils.logging.disable_progress_bar()
-    target, draft = (s.target, s.draft) if s.target else tuple(str(p) for p in bundled_pair())
+    from .models.resolve import resolve_model_path
+
+    # model names and .gguf files -> the HF folders ssdcore loads (a GGUF converted once, cached)
+    target, draft = ((str(resolve_model_path(s.target)), str(resolve_model_path(s.draft)))
+                     if s.target else tuple(str(p) for p in bundled_pair()))
     tok = transformers.AutoTokenizer.from_pretrained(target)
     model = transformers.AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32).eval()
     helper = transformers.AutoModelForCausalLM.from_pretrained(draft, dtype=torch.float32).eval() \

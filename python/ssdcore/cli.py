@@ -210,8 +210,12 @@ def cmd_bench(args) -> None:
         args.num_prompts, args.max_tokens, args.repeats = 3, 48, 2
         args.sd_K, args.ssd_K, args.ssd_fan_out = [3], [3], [4]
         args.ssd_backup = args.ssd_backup or [args.backup]
-    prompts = jsonl_prompts(args.prompts) if args.prompts else stdlib_prompts(args.num_prompts)
-    prompts = prompts[:args.num_prompts]
+    if args.prompts:
+        prompts = jsonl_prompts(args.prompts)[:args.num_prompts]
+    elif args.pair == "smollm2":  # an instruct model: chat questions and code, half each
+        prompts = _chat_and_code_prompts(args.target, args.num_prompts)
+    else:
+        prompts = stdlib_prompts(args.num_prompts)
     results = []
     for temperature in args.temperature:
         for batch in args.batch:
@@ -235,6 +239,18 @@ def cmd_bench(args) -> None:
         out = args.out if len(results) == 1 else f"{args.out}/run{i}"
         json_path, png_path = write_outputs(result, out)
         print(f"wrote {json_path} and {png_path}")
+
+
+def _chat_and_code_prompts(target: str, count: int) -> list:
+    """Chat questions in the target's chat template, then held-out stdlib code, interleaved."""
+    from transformers import AutoTokenizer
+
+    from .models.resolve import resolve_model_path
+    from .prompts import chat_prompts, stdlib_prompts
+
+    chat = chat_prompts(count - count // 2, AutoTokenizer.from_pretrained(str(resolve_model_path(target))))
+    code = stdlib_prompts(count // 2)
+    return [p for pair in zip(chat, code) for p in pair] + chat[len(code):]
 
 
 SERVE_DEPENDENCIES = ("fastapi", "starlette", "uvicorn", "h11", "prometheus_client", "pydantic")

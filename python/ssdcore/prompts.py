@@ -1,5 +1,5 @@
 """Benchmark and evaluation prompts: held-out CPython standard library code, cut at function or class
-boundaries, or a JSONL file of prompts.
+boundaries; chat questions rendered with a model's chat template; or a JSONL file of prompts.
 
 The held-out split is the bundled pair's validation split (tools/train_pair.py uses the same rule): a
 stdlib ``.py`` file (no tests, no site-packages) is held out when crc32 of its path relative to the
@@ -49,6 +49,32 @@ def stdlib_prompts(count: int, context_lines: int = 12, per_file: int = 2) -> Li
         if len(prompts) >= count:
             break
     return prompts[:count]
+
+
+# Chat questions for instruct models (ssdcore bench --pair smollm2). Written for the benchmark; the
+# SmolLM2 draft's training prompts come from other templates (tools/smollm2_prompts.py).
+CHAT_QUESTIONS = (
+    "What is speculative decoding? Explain it in a short paragraph.",
+    "Give three tips for staying focused while studying.",
+    "Explain the difference between a list and a tuple in Python.",
+    "Why is the sky blue? Answer for a ten-year-old.",
+    "Write a short poem about autumn leaves.",
+    "How does a refrigerator keep food cold?",
+    "Summarize the plot of Romeo and Juliet in three sentences.",
+    "What are the benefits of regular exercise?",
+    "Write a Python function that checks whether a string is a palindrome.",
+    "Describe how a bill becomes a law in simple terms.",
+    "What should I pack for a weekend hiking trip?",
+    "Explain what a hash table is and when to use one.",
+)
+
+
+def chat_prompts(count: int, tokenizer) -> List[str]:
+    """``count`` chat questions (cycled), each rendered as prompt text by ``tokenizer``'s chat template
+    with the generation prompt appended: the text to continue, as `ssdcore generate --chat` sends it."""
+    return [tokenizer.apply_chat_template([{"role": "user", "content": CHAT_QUESTIONS[i % len(CHAT_QUESTIONS)]}],
+                                          add_generation_prompt=True, tokenize=False)
+            for i in range(count)]
 
 
 def jsonl_prompts(path: str) -> List[str]:
