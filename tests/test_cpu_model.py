@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ssdcore.models import CausalLM, cpu_model, load_model
-from ssdcore.models.testing import save_random_checkpoint
+from _model_util import save_random_checkpoint, tree_forward
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(not cpu_model.available(), reason="native CPU forward not built")]
@@ -42,8 +42,8 @@ def script(model):
     out.append(model.forward_rows(tok(7), [9, 10, 11, 14, 15, 16, 17], [0, 0, 0, 1, 1, 1, 1],
                                   [9, 10, 11, 14, 15, 16, 17]))
     starts = [48, 52, 48, 52]
-    out.append(model.tree_forward([0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=0))
-    out.append(model.tree_forward([0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=1))
+    out.append(tree_forward(model, [0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=0))
+    out.append(tree_forward(model, [0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=1))
     return out
 
 
@@ -73,8 +73,8 @@ def test_batch_invariance_decode_verify_tree(model):
     for i in range(3):
         assert torch.equal(verify[i], singles[i])
     # a tree branch forked after seq[:5] + seq[5] in lane 1, decoding seq[6], seq[7] in scratch slots
-    tree = torch.cat([model.tree_forward([1], [6], [[seq[6]]], [40], depth=0),
-                      model.tree_forward([1], [6], [[seq[7]]], [40], depth=1)], dim=1)[0]
+    tree = torch.cat([tree_forward(model, [1], [6], [[seq[6]]], [40], depth=0),
+                      tree_forward(model, [1], [6], [[seq[7]]], [40], depth=1)], dim=1)[0]
     assert torch.equal(tree[0], verify[1]) and torch.equal(tree[1], verify[2])
 
 
@@ -164,7 +164,7 @@ def test_native_errors_name_the_array(model):
 _PATH_SCRIPT = """
 import sys, torch
 from ssdcore.models import load_model
-from ssdcore.models.testing import save_random_checkpoint
+from _model_util import save_random_checkpoint
 import test_cpu_model as t
 torch.set_num_threads(1)
 save_random_checkpoint(sys.argv[1], "llama", seed=11, tokenizer=False)

@@ -43,7 +43,7 @@ from .attention import attend, build_plan
 from .config import ModelConfig
 from .kv_cache import KVCache
 from .rope import RopeTable, apply_rope
-from .rows import Rows, parse_rows, tree_rows
+from .rows import Rows, parse_rows
 
 log = logging.getLogger(__name__)
 IndexLike = Union[torch.Tensor, Sequence[int]]
@@ -253,25 +253,3 @@ class CausalLM(nn.Module):
         pos = (start[:, None] + torch.arange(n)[None, :]).reshape(-1)
         out = self.forward_rows(tok.reshape(-1), pos, ln.repeat_interleave(n), pos)
         return out.view(batch, n, -1)
-
-    def tree_forward(self, lanes: IndexLike, fork_lens: IndexLike, tokens: IndexLike,
-                     scratch_starts: IndexLike, depth: Union[int, IndexLike] = 0) -> torch.Tensor:
-        """One batched step (or T steps) of SSD tree decoding; logits ``[Nb, T, V]``.
-
-        Branch b lives in lane ``lanes[b]``, sees context slots ``[0, fork_lens[b])``
-        and owns scratch slots from ``scratch_starts[b]`` on; ``depth[b]`` of its
-        tokens are already cached there. ``tokens[b, t]`` gets logical position
-        ``fork_lens[b] + depth[b] + t`` and slot ``scratch_starts[b] + depth[b] + t``.
-        """
-        if self.kv_cache is None:
-            raise RuntimeError("KV cache not allocated: call allocate_kv(num_lanes, max_slots) first")
-        args, n_branches, width = tree_rows(lanes, fork_lens, tokens, scratch_starts, depth,
-                                            self.kv_cache)
-        return self.forward_rows(*args).view(n_branches, width, -1)
-
-    def branch_scratch_start(self, branch_index: int, branch_len: int) -> int:
-        """Default scratch layout: branch i of a lane at ``context_slots + i * branch_len``."""
-        if self.kv_cache is None:
-            raise RuntimeError("KV cache not allocated: call allocate_kv(num_lanes, max_slots) first")
-        return self.kv_cache.context_slots + branch_index * branch_len
-
