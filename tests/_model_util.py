@@ -6,6 +6,7 @@ every 1-D parameter (norm weights, biases) so that swapped or mis-mapped tensors
 saves it with ``save_pretrained`` (safetensors) and optionally a word-level tokenizer whose vocabulary
 has exactly ``tokenizer_vocab`` entries (default: the model's), with a chat template.
 
+``runner_script`` feeds a ModelRunner engine-shaped calls.
 ``greedy_generate`` is the target-only greedy reference (prefill, then one token per decode).
 ``tree_forward`` drives one SSD tree step through ``CausalLM.forward_rows`` with the scratch layout
 branch i of a lane at ``context_slots + i * branch_len`` (``branch_scratch_start``); the engine's own
@@ -18,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 from ssdcore.models.rows import check_range
@@ -145,3 +147,27 @@ def tree_forward(model, lanes, fork_lens, tokens, scratch_starts, depth=0) -> to
                                 ln.repeat_interleave(width), (start[:, None] + step).reshape(-1),
                                 fork.repeat_interleave(width), extra)
     return logits.view(nb, width, -1)
+
+
+def runner_script(runner) -> list:
+    """A ModelRunner's logits for a script of engine-shaped calls (numpy int32 rows, as the binding
+    sends them): two prefills, a two-lane verification, three tree steps of four branches with extra
+    slots (scratch from slot 48: context_slots=48, scratch_slots=16, two lanes), four decodes."""
+    a = lambda *v: np.asarray(v, dtype=np.int32)  # noqa: E731
+    out = [runner.forward(a(*range(3, 12)), a(*range(9)), a(*[0] * 9), a(*range(9)), None, None,
+                          a(*[-1] * 8, 0), 1),
+           runner.forward(a(*range(20, 34)), a(*range(14)), a(*[1] * 14), a(*range(14)), None, None,
+                          a(*[-1] * 13, 0), 1)]
+    pos = a(9, 10, 11, 14, 15, 16, 17)
+    out.append(runner.forward(a(5, 6, 7, 8, 9, 10, 11), pos, a(0, 0, 0, 1, 1, 1, 1), pos, None, None,
+                              a(0, 1, 2, 3, 4, 5, 6), 7))
+    for depth in range(3):  # four tree branches over two lanes, in scratch slots from 48 on
+        starts, fork = a(48, 52, 48, 52), a(10, 12, 15, 18)
+        extra = np.asarray([[s + j if j < depth else -1 for j in range(max(depth, 1))] for s in starts],
+                           dtype=np.int32)
+        out.append(runner.forward(a(40, 41, 42, 43), fork + depth, a(0, 0, 1, 1), starts + depth, fork, extra,
+                                  a(3, 2, 1, 0), 4))
+    for step in range(4):
+        p = a(12 + step, 18 + step)
+        out.append(runner.forward(a(50 + step, 60 + step), p, a(0, 1), p, None, None, a(0, 1), 2))
+    return out

@@ -4,7 +4,7 @@ For every family flag the native code handles (Llama; Qwen2's QKV bias; Qwen3's 
 sliding window) the same calls are made on a fresh cache through both paths: prefills of two lanes,
 a mixed-length multi-lane verification, and SSD tree steps. Then: batch invariance (a token's logits
 are bitwise the same in a decode, a verification and a tree branch), the bfloat16 weight copy
-(bitwise equal to float32), which models take the native path, its errors, and the same bits from every
+(bitwise equal to float32), which models take the native path (whatever the thread count), its errors, and the same bits from every
 CPU kernel path (AVX-512, AVX2, portable; each in a subprocess, since the path is chosen once per process).
 """
 import pytest
@@ -88,8 +88,8 @@ def test_thread_team_gives_the_same_bits(model, monkeypatch, threads):
     team, original = _core.ThreadTeam(threads), cpu_model.CpuModel.forward
     assert team.size == threads
     monkeypatch.setattr(cpu_model.CpuModel, "forward",
-                        lambda self, m, rows, lm_rows, out_cols, team_=None:
-                        original(self, m, rows, lm_rows, out_cols, team))
+                        lambda self, m, cache, rows, lm_rows, out_cols, team_=None:
+                        original(self, m, cache, rows, lm_rows, out_cols, team))
     split = script(model)
     for a, b in zip(one, split):
         assert torch.equal(a, b)
@@ -103,6 +103,7 @@ def test_engine_runner_with_threads_is_native_and_exact(tmp_path):
     save_random_checkpoint(tmp_path, "llama", seed=3, tokenizer=False)
     runner = ModelRunner(load_model(tmp_path).model, side="target", num_lanes=1, context_slots=32, threads=2)
     assert runner.native_runner() is not None and runner.native_runner().threads == 2
+    assert runner.forward_kind == "native" and "forward='native'" in repr(runner)
     sp = ssdcore.SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
     outs = []
     for threads in (1, 2):
@@ -129,16 +130,20 @@ def test_bf16_exact_weights_equal_float32(model):
         model.refresh_native()
 
 
-def test_eligibility(model, native_off):
-    assert not cpu_model.eligible(model)
+def test_forward_choice(model, native_off):
+    """Which forward runs follows from the device, the dtype and the process-wide switch, and never from
+    the torch thread count: a model that takes the native path takes it with any number of threads."""
+    from ssdcore.model_runner import choose_forward
+
+    assert not cpu_model.supports(model) and choose_forward(model) == "torch"
     cpu_model.set_enabled(True)
-    assert cpu_model.eligible(model)
     torch.set_num_threads(2)
     try:
-        assert not cpu_model.eligible(model)     # more threads: torch's BLAS parallelises
+        assert cpu_model.supports(model) and choose_forward(model) == "native"
     finally:
         torch.set_num_threads(1)
-    assert not cpu_model.eligible(CausalLM(model.config, dtype=torch.bfloat16))
+    assert choose_forward(model) == "native"
+    assert choose_forward(CausalLM(model.config, dtype=torch.bfloat16)) == "torch"
 
 
 def test_native_errors_name_the_array(model):
