@@ -12,12 +12,13 @@
 # (per stage: status and seconds; the device; the benchmark's tokens/s). Exits non-zero when a stage
 # fails. Options: --dry-run (print the stages and exit), --pip (build with pip instead of cmake).
 # Environment: PYTHON (default python3, which must have torch with CUDA, pybind11 and pytest),
-# CUDA_ARCHS (default "80;90"), JOBS (default nproc).
+# CUDA_ARCHS (default "80;90"), JOBS (default nproc), PYBIND11_DIR (pybind11's CMake directory).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 OUT="${OUT:-./gpu_check_out}"
 PYTHON="${PYTHON:-python3}"
+PYBIND11_DIR="${PYBIND11_DIR:-}"
 CUDA_ARCHS="${CUDA_ARCHS:-80;90}"
 JOBS="${JOBS:-$(nproc 2>/dev/null || echo 4)}"
 DEADLINE_S=480
@@ -70,7 +71,8 @@ stage_build() {
       -C "cmake.define.CMAKE_CUDA_COMPILER=$nvcc" || return 1
   else
     local pybind_dir
-    pybind_dir="$("$PYTHON" -m pybind11 --cmakedir)" || { echo "python has no pybind11"; return 1; }
+    pybind_dir="${PYBIND11_DIR:-$("$PYTHON" -m pybind11 --cmakedir)}" ||
+      { echo "python has no pybind11: pip install pybind11, or set PYBIND11_DIR"; return 1; }
     cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DSSD_BUILD_PYTHON=ON -DSSD_BUILD_TESTS=OFF \
       -DSSD_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" "-DCMAKE_CUDA_COMPILER=$nvcc" \
       "-DPython_EXECUTABLE=$(command -v "$PYTHON")" "-Dpybind11_DIR=$pybind_dir" || return 1
@@ -156,7 +158,7 @@ for s in "${STAGES[@]}"; do
   echo "== $name (timeout ${limit}s, log $OUT/$name.log)"
   t0=$SECONDS
   export -f "$fn"
-  export OUT PYTHON CUDA_ARCHS JOBS BUILD_DIR PYPATH USE_PIP
+  export OUT PYTHON CUDA_ARCHS JOBS BUILD_DIR PYPATH USE_PIP PYBIND11_DIR
   timeout --kill-after=10 "$limit" bash -c "$fn" >"$OUT/$name.log" 2>&1
   rc=$?
   tail -n 25 "$OUT/$name.log"
