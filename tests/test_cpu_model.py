@@ -143,7 +143,27 @@ def test_forward_choice(model, native_off):
     finally:
         torch.set_num_threads(1)
     assert choose_forward(model) == "native"
-    assert choose_forward(CausalLM(model.config, dtype=torch.bfloat16)) == "torch"
+    assert choose_forward(CausalLM(model.config, dtype=torch.bfloat16)) == "native"
+    assert choose_forward(CausalLM(model.config, dtype=torch.float16)) == "torch"
+
+
+def test_bf16_runner_is_native_with_the_bits_of_its_widened_weights(model):
+    """A bfloat16 model's runner takes the native forward: logits bitwise those of the float32 model
+    holding the same (bfloat16-rounded) weights."""
+    from _model_util import runner_script
+    from ssdcore.model_runner import ModelRunner
+
+    bf16 = CausalLM(model.config, dtype=torch.bfloat16)
+    widened = CausalLM(model.config)
+    with torch.no_grad():
+        for low, wide, p in zip(bf16.parameters(), widened.parameters(), model.parameters()):
+            low.copy_(p)
+            wide.copy_(low)
+    kw = dict(side="draft", num_lanes=2, context_slots=48, scratch_slots=16)
+    runner = ModelRunner(bf16, **kw)
+    assert runner.forward_kind == "native" and "dtype=bfloat16" in repr(runner)
+    for got, want in zip(runner_script(runner), runner_script(ModelRunner(widened, **kw))):
+        assert torch.equal(got, want)
 
 
 def test_native_errors_name_the_array(model):

@@ -5,8 +5,11 @@ answers the runtime's ``forward`` calls: N flattened rows (token, logical positi
 optional tree attention) in, float32 logits ``[out_rows, V]`` out.
 
 Which forward runs is chosen once, at construction, and logged; ``forward_kind`` and ``repr`` name it:
-  "native"       CPU float32 model: the C++ forward (models/cpu_model.py). The engine takes
+  "native"       CPU float32 or bfloat16 model: the C++ forward (models/cpu_model.py). The engine takes
                  :meth:`native_runner` and calls it with no Python at all, split over ``threads``.
+                 A bfloat16 model runs as a float32 copy of its weights (exact; the packed matrices
+                 stay bfloat16): float32 activations and KV cache, so its logits are those of that
+                 copy, not of the bfloat16 torch path.
   "cuda-graphs"  CUDA model: decode, verification and tree steps on static shapes replayed as CUDA
                  graphs, one per row-count bucket (models/static_forward.py); prefills run eagerly.
   "cuda-static"  the same static shapes run eagerly (``cuda_graphs=False``): the same bits.
@@ -51,7 +54,8 @@ log = logging.getLogger(__name__)
 def choose_forward(model: CausalLM, cuda_graphs: bool = True) -> str:
     """The forward a runner of ``model`` uses (see module docstring): decided from the device, the
     dtype and the model, never from thread counts."""
-    if model.device.type == "cpu" and cpu_model.supports(model):
+    if model.device.type == "cpu" and (cpu_model.supports(model) or
+                                       (model.dtype == torch.bfloat16 and cpu_model.available())):
         return "native"
     if model.device.type == "cuda" and static_forward.supported(model):
         return "cuda-graphs" if cuda_graphs else "cuda-static"
@@ -75,11 +79,13 @@ class ModelRunner:
                  cuda_graphs: bool = True, device_logits: Optional[bool] = None):
         if threads < 1:
             raise ValueError(f"{side}_threads = {threads!r} is invalid: allowed an integer >= 1")
+        self.forward_kind = choose_forward(model, cuda_graphs)
+        self.dtype, self.device = model.dtype, model.device
+        if self.forward_kind == "native":
+            model = _float32_twin(model)
         self.model, self.side, self.threads = model, side, threads
         self.cores = tuple(cores) if cores else None
         self.context_slots = context_slots
-        self.forward_kind = choose_forward(model, cuda_graphs)
-        self.device = model.device
         static = self.forward_kind.startswith("cuda-")
         self._cache = _allocate(model, side, num_lanes, context_slots, scratch_slots, static)
         self._vocab = int(model.output_vocab_size)
@@ -99,7 +105,7 @@ class ModelRunner:
 
     def __repr__(self) -> str:
         return (f"ModelRunner(side={self.side!r}, forward={self.forward_kind!r}, device={self.device}, "
-                f"dtype={str(self.model.dtype).replace('torch.', '')}, threads={self.threads}, "
+                f"dtype={str(self.dtype).replace('torch.', '')}, threads={self.threads}, "
                 f"device_logits={self.device_logits})")
 
     @property
@@ -143,7 +149,7 @@ class ModelRunner:
                               t(order.astype(np.int64)), self.model.config.vocab_size, self._cache)
             logits = None if self._static is None else self._static.run(rows)
             if logits is None:
-                logits = self.model.run_rows(rows, self._cache)
+                logits = self.model.run_rows(rows, self._cache, native=self.forward_kind == "native")
             return self._deliver(logits, out_index[order], out_rows)
 
     def _deliver(self, logits: torch.Tensor, dest: np.ndarray, out_rows: int) -> torch.Tensor:
@@ -163,6 +169,19 @@ class ModelRunner:
         if self.stream is None:
             return contextlib.nullcontext()
         return torch.cuda.stream(self.stream)
+
+
+def _float32_twin(model: CausalLM) -> CausalLM:
+    """``model`` itself when float32, else a float32 CausalLM with its weights widened (exact for
+    bfloat16) and its vocabulary policy: what the native forward reads."""
+    if model.dtype == torch.float32:
+        return model
+    twin = CausalLM(model.config, torch.float32, model.device)
+    with torch.no_grad():
+        for mine, theirs in zip(twin.parameters(), model.parameters()):
+            mine.copy_(theirs)
+    twin.set_vocab_policy(model.output_vocab_size, model.valid_vocab_size)
+    return twin.eval()
 
 
 def _allocate(model: CausalLM, side: str, num_lanes: int, context_slots: int, scratch_slots: int,

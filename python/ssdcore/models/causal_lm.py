@@ -186,10 +186,11 @@ class CausalLM(nn.Module):
         return self.run_rows(rows, cache)
 
     @torch.inference_mode()
-    def run_rows(self, rows: Rows, cache: KVCache) -> torch.Tensor:
+    def run_rows(self, rows: Rows, cache: KVCache, native: Optional[bool] = None) -> torch.Tensor:
         """forward_rows for rows already validated against ``cache`` (rows.parse_rows): the native
-        forward when ``cpu_model.supports(self)`` (CPU, float32, built and enabled), else torch."""
-        if cpu_model.supports(self):
+        forward when ``native`` (default: ``cpu_model.supports(self)``, i.e. CPU, float32, built and
+        enabled), else torch."""
+        if cpu_model.supports(self) if native is None else native:
             return self._run_native(rows, cache)
         dev = self.device
         cache.record_positions(rows.lanes, rows.slots, rows.positions)

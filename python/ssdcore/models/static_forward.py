@@ -18,6 +18,8 @@ Bits: a replay runs the kernels the capture recorded from the same function, so 
 the step eagerly every call, what ``cuda_graphs=False`` selects) gives the graphs' logits bit for bit.
 Against the model's eager dynamic-shape forward they agree to float rounding (other key ranges).
 
+Memory: each captured bucket keeps its ``[cells, V]`` float32 logits (the graph's output).
+
 Limits (:func:`supported`): no sliding-window layers (their masks need per-slot positions on the
 device); positions below the RoPE table captured at construction (``max_slots`` rows).
 
@@ -186,20 +188,21 @@ class StaticForward:
 
 
 def cuda_graph_capture(device: torch.device) -> Callable:
-    """A ``capture`` for :class:`StaticForward` on ``device``: warm the step up once on the current
+    """A ``capture`` for :class:`StaticForward` on ``device``: warm the step up once on the capture
     stream, record it into a CUDA graph (one memory pool per returned function, shared by its
     graphs, which never run concurrently) and return a replay that yields the graph's output."""
     pool = torch.cuda.graph_pool_handle()
     capture_stream = torch.cuda.Stream(device)
 
     def capture(step: Callable) -> Callable:
-        step()  # lazy kernel and cuBLAS initialisation happen outside the capture
-        graph = torch.cuda.CUDAGraph()
+        graph, current = torch.cuda.CUDAGraph(), torch.cuda.current_stream(device)
         with _CAPTURE_LOCK:
-            capture_stream.wait_stream(torch.cuda.current_stream(device))
+            capture_stream.wait_stream(current)
+            with torch.cuda.stream(capture_stream):
+                step()  # lazy initialisation (kernels, this stream's cuBLAS workspace) outside the capture
             with torch.cuda.graph(graph, pool=pool, stream=capture_stream, capture_error_mode="thread_local"):
                 out = step()
-            torch.cuda.current_stream(device).wait_stream(capture_stream)
+            current.wait_stream(capture_stream)
 
         def replay() -> torch.Tensor:
             graph.replay()
