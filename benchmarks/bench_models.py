@@ -32,9 +32,12 @@ import torch
 
 from ssdcore.models import cpu_model, load_model  # noqa: E402
 
+TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"  # the random-checkpoint maker lives there
+
 
 def make_fallback_checkpoint(path: Path) -> Path:
-    from ssdcore.models.testing import save_random_checkpoint
+    sys.path.insert(0, str(TESTS_DIR))
+    from _model_util import save_random_checkpoint
     save_random_checkpoint(path, "llama", seed=0, tokenizer=False, vocab_size=6144,
                            hidden_size=384, intermediate_size=1024, num_hidden_layers=6,
                            num_attention_heads=6, num_key_value_heads=2,

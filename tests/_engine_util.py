@@ -10,7 +10,7 @@ from pathlib import Path
 from _wait import wait_until as _wait_until
 
 from ssdcore import SamplingParams
-from ssdcore.models.testing import save_random_checkpoint
+from _model_util import save_random_checkpoint
 
 V = 32
 MODEL_KW = dict(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2,

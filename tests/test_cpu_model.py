@@ -4,14 +4,14 @@ For every family flag the native code handles (Llama; Qwen2's QKV bias; Qwen3's 
 sliding window) the same calls are made on a fresh cache through both paths: prefills of two lanes,
 a mixed-length multi-lane verification, and SSD tree steps. Then: batch invariance (a token's logits
 are bitwise the same in a decode, a verification and a tree branch), the bfloat16 weight copy
-(bitwise equal to float32), which models take the native path, its errors, and the same bits from every
+(bitwise equal to float32), which models take the native path (whatever the thread count), its errors, and the same bits from every
 CPU kernel path (AVX-512, AVX2, portable; each in a subprocess, since the path is chosen once per process).
 """
 import pytest
 import torch
 
 from ssdcore.models import CausalLM, cpu_model, load_model
-from ssdcore.models.testing import save_random_checkpoint
+from _model_util import save_random_checkpoint, tree_forward
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(not cpu_model.available(), reason="native CPU forward not built")]
@@ -42,8 +42,8 @@ def script(model):
     out.append(model.forward_rows(tok(7), [9, 10, 11, 14, 15, 16, 17], [0, 0, 0, 1, 1, 1, 1],
                                   [9, 10, 11, 14, 15, 16, 17]))
     starts = [48, 52, 48, 52]
-    out.append(model.tree_forward([0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=0))
-    out.append(model.tree_forward([0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=1))
+    out.append(tree_forward(model, [0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=0))
+    out.append(tree_forward(model, [0, 0, 1, 1], [10, 12, 15, 18], tok(4), starts, depth=1))
     return out
 
 
@@ -73,8 +73,8 @@ def test_batch_invariance_decode_verify_tree(model):
     for i in range(3):
         assert torch.equal(verify[i], singles[i])
     # a tree branch forked after seq[:5] + seq[5] in lane 1, decoding seq[6], seq[7] in scratch slots
-    tree = torch.cat([model.tree_forward([1], [6], [[seq[6]]], [40], depth=0),
-                      model.tree_forward([1], [6], [[seq[7]]], [40], depth=1)], dim=1)[0]
+    tree = torch.cat([tree_forward(model, [1], [6], [[seq[6]]], [40], depth=0),
+                      tree_forward(model, [1], [6], [[seq[7]]], [40], depth=1)], dim=1)[0]
     assert torch.equal(tree[0], verify[1]) and torch.equal(tree[1], verify[2])
 
 
@@ -88,8 +88,8 @@ def test_thread_team_gives_the_same_bits(model, monkeypatch, threads):
     team, original = _core.ThreadTeam(threads), cpu_model.CpuModel.forward
     assert team.size == threads
     monkeypatch.setattr(cpu_model.CpuModel, "forward",
-                        lambda self, m, rows, lm_rows, out_cols, team_=None:
-                        original(self, m, rows, lm_rows, out_cols, team))
+                        lambda self, m, cache, rows, lm_rows, out_cols, team_=None:
+                        original(self, m, cache, rows, lm_rows, out_cols, team))
     split = script(model)
     for a, b in zip(one, split):
         assert torch.equal(a, b)
@@ -103,6 +103,7 @@ def test_engine_runner_with_threads_is_native_and_exact(tmp_path):
     save_random_checkpoint(tmp_path, "llama", seed=3, tokenizer=False)
     runner = ModelRunner(load_model(tmp_path).model, side="target", num_lanes=1, context_slots=32, threads=2)
     assert runner.native_runner() is not None and runner.native_runner().threads == 2
+    assert runner.forward_kind == "native" and "forward='native'" in repr(runner)
     sp = ssdcore.SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
     outs = []
     for threads in (1, 2):
@@ -129,16 +130,40 @@ def test_bf16_exact_weights_equal_float32(model):
         model.refresh_native()
 
 
-def test_eligibility(model, native_off):
-    assert not cpu_model.eligible(model)
+def test_forward_choice(model, native_off):
+    """Which forward runs follows from the device, the dtype and the process-wide switch, and never from
+    the torch thread count: a model that takes the native path takes it with any number of threads."""
+    from ssdcore.model_runner import choose_forward
+
+    assert not cpu_model.supports(model) and choose_forward(model) == "torch"
     cpu_model.set_enabled(True)
-    assert cpu_model.eligible(model)
     torch.set_num_threads(2)
     try:
-        assert not cpu_model.eligible(model)     # more threads: torch's BLAS parallelises
+        assert cpu_model.supports(model) and choose_forward(model) == "native"
     finally:
         torch.set_num_threads(1)
-    assert not cpu_model.eligible(CausalLM(model.config, dtype=torch.bfloat16))
+    assert choose_forward(model) == "native"
+    assert choose_forward(CausalLM(model.config, dtype=torch.bfloat16)) == "native"
+    assert choose_forward(CausalLM(model.config, dtype=torch.float16)) == "torch"
+
+
+def test_bf16_runner_is_native_with_the_bits_of_its_widened_weights(model):
+    """A bfloat16 model's runner takes the native forward: logits bitwise those of the float32 model
+    holding the same (bfloat16-rounded) weights."""
+    from _model_util import runner_script
+    from ssdcore.model_runner import ModelRunner
+
+    bf16 = CausalLM(model.config, dtype=torch.bfloat16)
+    widened = CausalLM(model.config)
+    with torch.no_grad():
+        for low, wide, p in zip(bf16.parameters(), widened.parameters(), model.parameters()):
+            low.copy_(p)
+            wide.copy_(low)
+    kw = dict(side="draft", num_lanes=2, context_slots=48, scratch_slots=16)
+    runner = ModelRunner(bf16, **kw)
+    assert runner.forward_kind == "native" and "dtype=bfloat16" in repr(runner)
+    for got, want in zip(runner_script(runner), runner_script(ModelRunner(widened, **kw))):
+        assert torch.equal(got, want)
 
 
 def test_native_errors_name_the_array(model):
@@ -164,7 +189,7 @@ def test_native_errors_name_the_array(model):
 _PATH_SCRIPT = """
 import sys, torch
 from ssdcore.models import load_model
-from ssdcore.models.testing import save_random_checkpoint
+from _model_util import save_random_checkpoint
 import test_cpu_model as t
 torch.set_num_threads(1)
 save_random_checkpoint(sys.argv[1], "llama", seed=11, tokenizer=False)

@@ -172,7 +172,7 @@ def test_kv_caches_beyond_memory_are_refused(pair, monkeypatch):
 def test_kv_allocation_failure_names_the_settings(pair, monkeypatch):
     from ssdcore.models import CausalLM
 
-    def allocate_kv(model, lanes, slots, scratch=0):
+    def allocate_kv(model, lanes, slots, scratch=0, spare_slot=False):
         raise RuntimeError("DefaultCPUAllocator: not enough memory (injected)")
 
     monkeypatch.setattr(CausalLM, "allocate_kv", allocate_kv)

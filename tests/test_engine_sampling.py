@@ -35,7 +35,7 @@ from ssdcore import SamplingParams
 
 stats = pytest.importorskip("scipy.stats")
 transformers = pytest.importorskip("transformers")
-from ssdcore.models.testing import save_random_checkpoint  # noqa: E402
+from _model_util import save_random_checkpoint  # noqa: E402
 
 V = 16
 K = 3

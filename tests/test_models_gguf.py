@@ -40,7 +40,7 @@ from ssdcore.models import (ModelLoadError, ModelNotFoundError, UnsupportedArchi
                             WeightsError, load_model, smollm2)
 from ssdcore.models import catalog, gguf_checkpoint  # noqa: E402
 from ssdcore.models.gguf_checkpoint import SUPPORTED_TYPES, gguf_to_hf_folder  # noqa: E402
-from ssdcore.models.testing import random_hf_model, tiny_hf_config  # noqa: E402
+from _model_util import random_hf_model, tiny_hf_config  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

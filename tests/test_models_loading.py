@@ -13,7 +13,7 @@ import torch
 
 from ssdcore.models import (ModelLoadError, ModelNotFoundError, UnsupportedArchitectureError,
                             WeightsError, load_model)
-from ssdcore.models.testing import save_random_checkpoint
+from _model_util import save_random_checkpoint
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,8 +9,8 @@ rows shuffled and non-contiguous lanes), and greedy generation == HF ``generate`
 import pytest
 import torch
 
-from ssdcore.models import greedy_generate, load_model
-from ssdcore.models.testing import save_random_checkpoint
+from ssdcore.models import load_model
+from _model_util import greedy_generate, save_random_checkpoint
 
 ATOL = 1e-4
 LLAMA3_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,

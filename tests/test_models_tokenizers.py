@@ -5,7 +5,7 @@ import torch
 
 from ssdcore.models import (TokenizerMismatchError, check_tokenizers_compatible, load_model,
                             reconcile_vocab)
-from ssdcore.models.testing import make_tokenizer, save_random_checkpoint
+from _model_util import make_tokenizer, save_random_checkpoint
 
 
 def word_tokenizer(pieces):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ssdcore.models import load_model
-from ssdcore.models.testing import save_random_checkpoint
+from _model_util import branch_scratch_start, save_random_checkpoint, tree_forward
 
 ATOL = 1e-4
 K, DEPTH, FORKS = 3, 4, 2
@@ -53,14 +53,14 @@ def run_tree(model, prefixes, glues, branches, width):
     for lane, j, _, _ in branches:
         b = per_lane_index.get(lane, 0)
         per_lane_index[lane] = b + 1
-        starts.append(model.branch_scratch_start(b, DEPTH))
+        starts.append(branch_scratch_start(model, b, DEPTH))
         fork_lens.append(len(prefixes[lane]) + j + 1)
         lanes.append(lane)
     seqs = [[c] + rest for _, _, c, rest in branches]
     outs = []
     for depth in range(0, DEPTH, width):
         toks = [s[depth:depth + width] for s in seqs]
-        outs.append(model.tree_forward(lanes, fork_lens, toks, starts, depth=depth))
+        outs.append(tree_forward(model, lanes, fork_lens, toks, starts, depth=depth))
     return torch.cat(outs, dim=1)
 
 
@@ -93,8 +93,8 @@ def test_tree_leaves_context_intact(model):
     model.allocate_kv(num_lanes=2, max_slots=64 + 16, scratch_slots=16)
     ids = rand_tokens(gen, 20)
     model.prefill(0, ids[:12])
-    model.tree_forward([0] * 4, [12] * 4, [[5], [6], [7], [8]],
-                       [model.branch_scratch_start(i, 4) for i in range(4)])
+    tree_forward(model, [0] * 4, [12] * 4, [[5], [6], [7], [8]],
+                 [branch_scratch_start(model, i, 4) for i in range(4)])
     after = model.decode([0], [ids[12:20]], [12])[0]
     model.prefill(1, ids[:12])
     ref = model.decode([1], [ids[12:20]], [12])[0]
@@ -104,9 +104,9 @@ def test_tree_leaves_context_intact(model):
 def test_tree_rejects_branch_outside_scratch(model):
     model.allocate_kv(num_lanes=1, max_slots=48, scratch_slots=8)
     with pytest.raises(ValueError, match="scratch_starts"):
-        model.tree_forward([0], [4], [[1]], [10])  # slot 10 is inside the context region
+        tree_forward(model, [0], [4], [[1]], [10])  # slot 10 is inside the context region
     with pytest.raises(ValueError, match="scratch_starts \\+ depth"):
-        model.tree_forward([0], [4], [[1, 2]], [46], depth=1)  # runs past max_slots
+        tree_forward(model, [0], [4], [[1, 2]], [46], depth=1)  # runs past max_slots
 
 
 def test_explicit_visibility_equals_default_causal(model):

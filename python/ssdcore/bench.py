@@ -39,6 +39,8 @@ class BenchSettings:
     hf: bool = True
     target_cores: Optional[List[int]] = None
     draft_cores: Optional[List[int]] = None
+    target_device: str = "cpu"
+    draft_device: str = "cpu"
     seed: int = 0
 
 
@@ -57,7 +59,8 @@ def _engine_contender(name: str, s: BenchSettings, **kw) -> Contender:
     from . import Engine, SamplingParams
 
     engine = Engine(s.target, s.draft, max_batch=max(1, s.batch), target_cores=s.target_cores,
-                    draft_cores=s.draft_cores, **kw)
+                    draft_cores=s.draft_cores, target_device=s.target_device,
+                    draft_device=s.draft_device, **kw)
     sp = SamplingParams(temperature=s.temperature, max_tokens=s.max_tokens, ignore_eos=True, seed=s.seed)
 
     ttft: List[float] = []
@@ -88,9 +91,10 @@ def _hf_contender(name: str, s: BenchSettings, assisted: bool) -> Contender:
     target, draft = ((str(resolve_model_path(s.target)), str(resolve_model_path(s.draft)))
                      if s.target else tuple(str(p) for p in bundled_pair()))
     tok = transformers.AutoTokenizer.from_pretrained(target)
-    model = transformers.AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32).eval()
-    helper = transformers.AutoModelForCausalLM.from_pretrained(draft, dtype=torch.float32).eval() \
-        if assisted else None
+    load = lambda path, device: transformers.AutoModelForCausalLM.from_pretrained(  # noqa: E731
+        path, dtype=torch.float32).eval().to(device)
+    model = load(target, s.target_device)
+    helper = load(draft, s.draft_device) if assisted else None
     sample = s.temperature > 0
     kw = dict(do_sample=sample, max_new_tokens=s.max_tokens, min_new_tokens=s.max_tokens,
               pad_token_id=tok.eos_token_id)
@@ -104,7 +108,7 @@ def _hf_contender(name: str, s: BenchSettings, assisted: bool) -> Contender:
         torch.manual_seed(s.seed)
         with torch.inference_mode():
             for p in prompts:  # assisted generation supports batch 1 only
-                ids = torch.tensor([tok.encode(p, add_special_tokens=False)])
+                ids = torch.tensor([tok.encode(p, add_special_tokens=False)], device=s.target_device)
                 total += model.generate(ids, **kw).shape[1] - ids.shape[1]
         return total
 

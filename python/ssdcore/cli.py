@@ -227,7 +227,8 @@ def cmd_bench(args) -> None:
                                                           else ["auto", "ngram"]),
                               hf=not args.no_hf,
                               target_cores=args.target_cores or [0],
-                              draft_cores=args.draft_cores or [1])
+                              draft_cores=args.draft_cores or [1],
+                              target_device=args.target_device, draft_device=args.draft_device)
             t0 = time.perf_counter()
             result = run_bench(s, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
             result["wall_seconds"] = time.perf_counter() - t0

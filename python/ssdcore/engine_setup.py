@@ -130,11 +130,12 @@ def build_runners(config: EngineConfig, target, draft, *, dtype: str, target_dev
         config = dataclasses.replace(config, max_context=limit)
     check_kv_budget(config, t.model, d.model if d is not None else None)  # before any KV is allocated
     t_runner = ModelRunner(t.model, side="target", num_lanes=config.max_batch,
-                           context_slots=config.max_context, threads=target_threads, cores=target_cores)
+                           context_slots=config.max_context, threads=target_threads, cores=target_cores,
+                           cuda_graphs=t.cuda_graphs)
     d_runner = None
     if d is not None:
         d_runner = ModelRunner(d.model, side="draft", num_lanes=config.max_batch,
                                context_slots=config.max_context, scratch_slots=config.scratch_slots(),
-                               threads=draft_threads, cores=draft_cores)
+                               threads=draft_threads, cores=draft_cores, cuda_graphs=d.cuda_graphs)
     return EngineSetup(config=config, target=t, draft=d, target_runner=t_runner, draft_runner=d_runner,
                        tokenizer=t.tokenizer, eos_ids=tuple(t.eos_token_ids))

@@ -71,13 +71,13 @@ def build_plan(lanes: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor
     base = _row_mask(slots, attend_len, extra, key_slots, explicit)
     base = _pad_rows(base, pad_cpu, batch, per_lane, fill=True)
     plan.is_causal = False
-    plan.mask = None if bool(base.all()) else _fold(base, groups, device)
+    plan.mask = None if bool(base.all()) else fold_mask(base, groups, device)
     if live_windows:
         key_pos = slot_pos[uniq][:, key_slots]                              # [B, Lk]
         q_pos = _pad_rows(positions[:, None], pad_cpu, batch, per_lane, fill=0)  # [B, n, 1]
         for w in live_windows:
             near = (q_pos - key_pos[:, None, :]) < w
-            plan.window_masks[w] = _fold(base & near, groups, device)
+            plan.window_masks[w] = fold_mask(base & near, groups, device)
     return plan
 
 
@@ -194,7 +194,7 @@ def _pad_rows(rows: torch.Tensor, pad: Optional[torch.Tensor], batch: int, per_l
     return rows.view(batch, per_lane, rows.shape[1])
 
 
-def _fold(mask: torch.Tensor, groups: int, device: torch.device) -> torch.Tensor:
+def fold_mask(mask: torch.Tensor, groups: int, device: torch.device) -> torch.Tensor:
     """[B, n, Lk] -> [B, 1, g*n, Lk] matching the folded GQA query layout."""
     batch, per_lane, keys = mask.shape
     if groups > 1:

@@ -43,7 +43,7 @@ from .attention import attend, build_plan
 from .config import ModelConfig
 from .kv_cache import KVCache
 from .rope import RopeTable, apply_rope
-from .rows import Rows, parse_rows, tree_rows
+from .rows import Rows, parse_rows
 
 log = logging.getLogger(__name__)
 IndexLike = Union[torch.Tensor, Sequence[int]]
@@ -81,7 +81,7 @@ class DecoderLayer(nn.Module):
         self.down_w = _param(h, cfg.intermediate_size, **kw)
         self.down_b = _param(h, **kw) if cfg.mlp_bias else None
 
-    def forward(self, x: torch.Tensor, ctx: "_StepContext") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: "StepContext") -> torch.Tensor:
         n_rows, heads, kvh = x.shape[0], self.heads, self.kv_heads
         qkv = F.linear(rms_norm(x, self.ln1, self.eps), self.qkv_w, self.qkv_b)
         qkv = qkv.view(n_rows, heads + 2 * kvh, self.head_dim)
@@ -98,7 +98,8 @@ class DecoderLayer(nn.Module):
         return x + F.linear(F.silu(gate) * up, self.down_w, self.down_b)
 
 
-class _StepContext:
+class StepContext:
+    """What every layer of one forward shares: the cache, the attention plan, RoPE rows, KV write rows."""
     __slots__ = ("cache", "plan", "cos", "sin", "write_index")
 
     def __init__(self, cache, plan, cos, sin, write_index):
@@ -132,9 +133,11 @@ class CausalLM(nn.Module):
         self.native_team = None
 
     # ----------------------------------------------------------------- setup
-    def allocate_kv(self, num_lanes: int, max_slots: int, scratch_slots: int = 0) -> None:
+    def allocate_kv(self, num_lanes: int, max_slots: int, scratch_slots: int = 0,
+                    spare_slot: bool = False) -> None:
         """Preallocate K/V for ``num_lanes`` lanes of ``max_slots`` slots, the last
-        ``scratch_slots`` of which are tree-branch scratch (context = the rest)."""
+        ``scratch_slots`` of which are tree-branch scratch (context = the rest);
+        ``spare_slot``: one more never-read slot per lane (padding rows of static_forward.py)."""
         for name, val, low in (("num_lanes", num_lanes, 1), ("max_slots", max_slots, 1),
                                ("scratch_slots", scratch_slots, 0)):
             if isinstance(val, bool) or not isinstance(val, int) or val < low:
@@ -145,7 +148,7 @@ class CausalLM(nn.Module):
         cfg = self.config
         self.kv_cache = KVCache(cfg.num_layers, num_lanes, max_slots, scratch_slots,
                                 cfg.num_kv_heads, cfg.head_dim, self.dtype, self.device,
-                                track_positions=bool(self.windows))
+                                track_positions=bool(self.windows), spare_slot=spare_slot)
         self.rope.ensure(max_slots)
         log.info("KV cache: %d lanes x %d slots (%d scratch), %.1f MiB", num_lanes, max_slots,
                  scratch_slots, self.kv_cache.nbytes() / 2**20)
@@ -163,7 +166,8 @@ class CausalLM(nn.Module):
     def forward_rows(self, tokens: IndexLike, positions: IndexLike, lanes: IndexLike,
                      slots: IndexLike, attend_len: Optional[IndexLike] = None,
                      extra_slots: Optional[IndexLike] = None,
-                     logits_rows: Optional[IndexLike] = None) -> torch.Tensor:
+                     logits_rows: Optional[IndexLike] = None,
+                     kv_cache: Optional[KVCache] = None) -> torch.Tensor:
         """Run N flattened rows; return float32 logits ``[len(logits_rows) or N, V]``.
 
         Row r (token ``tokens[r]`` at RoPE position ``positions[r]``) writes its
@@ -171,18 +175,24 @@ class CausalLM(nn.Module):
         ``[0, attend_len[r])`` + ``extra_slots[r]`` (-1 padded) + its own slot;
         ``attend_len`` None means ``slots + 1`` (causal by slot), so with both None
         row r sees slots ``[0, slots[r]]``. Inputs: 1-D int tensors (any device) or
-        lists; ``extra_slots`` is ``[N, E]``. Raises ValueError on out-of-range input.
+        lists; ``extra_slots`` is ``[N, E]``. ``kv_cache``: the cache to use (default the
+        model's own, see allocate_kv). Raises ValueError on out-of-range input.
         """
-        if self.kv_cache is None:
+        cache = self.kv_cache if kv_cache is None else kv_cache
+        if cache is None:
             raise RuntimeError("KV cache not allocated: call allocate_kv(num_lanes, max_slots) first")
         rows = parse_rows(tokens, positions, lanes, slots, attend_len, extra_slots, logits_rows,
-                          self.config.vocab_size, self.kv_cache)
-        return self._run(rows)
+                          self.config.vocab_size, cache)
+        return self.run_rows(rows, cache)
 
-    def _run(self, rows: Rows) -> torch.Tensor:
-        if cpu_model.eligible(self):
-            return self._run_native(rows)
-        cache, dev = self.kv_cache, self.device
+    @torch.inference_mode()
+    def run_rows(self, rows: Rows, cache: KVCache, native: Optional[bool] = None) -> torch.Tensor:
+        """forward_rows for rows already validated against ``cache`` (rows.parse_rows): the native
+        forward when ``native`` (default: ``cpu_model.supports(self)``, i.e. CPU, float32, built and
+        enabled), else torch."""
+        if cpu_model.supports(self) if native is None else native:
+            return self._run_native(rows, cache)
+        dev = self.device
         cache.record_positions(rows.lanes, rows.slots, rows.positions)
         plan = build_plan(rows.lanes, rows.slots, rows.positions, rows.attend_len,
                           rows.extra, self.config.kv_groups, self.windows, cache.slot_pos, dev)
@@ -190,18 +200,25 @@ class CausalLM(nn.Module):
         cos, sin = self.rope.lookup(rows.positions.to(dev, non_blocking=True))
         write_index = cache.write_index(rows.lanes.to(dev, non_blocking=True),
                                         rows.slots.to(dev, non_blocking=True))
-        ctx = _StepContext(cache, plan, cos, sin, write_index)
-        x = F.embedding(rows.tokens.to(dev, non_blocking=True), self.embed)
+        logits_rows = None if rows.logits_rows is None else rows.logits_rows.to(dev, non_blocking=True)
+        return self.run_planned(rows.tokens.to(dev, non_blocking=True),
+                                StepContext(cache, plan, cos, sin, write_index), logits_rows)
+
+    def run_planned(self, tokens: torch.Tensor, ctx: StepContext,
+                    logits_rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Embedding, layers and lm_head for device ``tokens`` under a ready ``ctx``; no host sync,
+        so static_forward.py captures it in a CUDA graph. Logits of ``logits_rows`` (None: all)."""
+        x = F.embedding(tokens, self.embed)
         for layer in self.layers:
             x = layer(x, ctx)
-        if rows.logits_rows is not None:
-            x = x.index_select(0, rows.logits_rows.to(dev, non_blocking=True))
+        if logits_rows is not None:
+            x = x.index_select(0, logits_rows)
         return self._logits(rms_norm(x, self.norm, self.config.rms_norm_eps))
 
-    def _run_native(self, rows: Rows) -> torch.Tensor:
+    def _run_native(self, rows: Rows, cache: KVCache) -> torch.Tensor:
         """The same forward by the native C++ kernel (see cpu_model.py)."""
         self.rope.ensure(int(rows.positions.max()))
-        return self.native().forward(self, rows, self.computed_vocab(), self.output_vocab_size,
+        return self.native().forward(self, cache, rows, self.computed_vocab(), self.output_vocab_size,
                                      self.native_team)
 
     def native(self) -> "cpu_model.CpuModel":
@@ -253,25 +270,3 @@ class CausalLM(nn.Module):
         pos = (start[:, None] + torch.arange(n)[None, :]).reshape(-1)
         out = self.forward_rows(tok.reshape(-1), pos, ln.repeat_interleave(n), pos)
         return out.view(batch, n, -1)
-
-    def tree_forward(self, lanes: IndexLike, fork_lens: IndexLike, tokens: IndexLike,
-                     scratch_starts: IndexLike, depth: Union[int, IndexLike] = 0) -> torch.Tensor:
-        """One batched step (or T steps) of SSD tree decoding; logits ``[Nb, T, V]``.
-
-        Branch b lives in lane ``lanes[b]``, sees context slots ``[0, fork_lens[b])``
-        and owns scratch slots from ``scratch_starts[b]`` on; ``depth[b]`` of its
-        tokens are already cached there. ``tokens[b, t]`` gets logical position
-        ``fork_lens[b] + depth[b] + t`` and slot ``scratch_starts[b] + depth[b] + t``.
-        """
-        if self.kv_cache is None:
-            raise RuntimeError("KV cache not allocated: call allocate_kv(num_lanes, max_slots) first")
-        args, n_branches, width = tree_rows(lanes, fork_lens, tokens, scratch_starts, depth,
-                                            self.kv_cache)
-        return self.forward_rows(*args).view(n_branches, width, -1)
-
-    def branch_scratch_start(self, branch_index: int, branch_len: int) -> int:
-        """Default scratch layout: branch i of a lane at ``context_slots + i * branch_len``."""
-        if self.kv_cache is None:
-            raise RuntimeError("KV cache not allocated: call allocate_kv(num_lanes, max_slots) first")
-        return self.kv_cache.context_slots + branch_index * branch_len
-

@@ -8,9 +8,9 @@ repacked weights (cpp/packed_linear.h) read once for up to 6 rows, so K+1 rows c
 It computes exactly what :meth:`CausalLM._run` computes, up to float rounding, and is batch-invariant:
 a token's logits are bitwise equal in a decode, a verification and a tree step.
 
-Used by :class:`~ssdcore.models.CausalLM` when all of these hold: CPU, float32, the calling thread runs
-torch with one intra-op thread (the engine's default one core per model; with more, torch's BLAS
-parallelises), the extension is built, and :func:`set_enabled` has not switched it off. Weight
+Used by :class:`~ssdcore.models.CausalLM` when all of these hold (:func:`supports`, whatever the torch
+thread count): CPU, float32, the extension is built, and :func:`set_enabled` has not switched it off.
+The engine's runner (ssdcore/model_runner.py) makes that choice once, when it is built. Weight
 matrices are copied (packed) when :class:`CpuModel` is built; norms, biases and the embedding are
 borrowed by pointer. It is rebuilt when the weight storage moves; after changing weights in place
 call :meth:`CausalLM.refresh_native`. The KV cache and RoPE tables are passed with every call.
@@ -47,11 +47,6 @@ def supports(model) -> bool:
     return _enabled and model.device.type == "cpu" and model.dtype == torch.float32
 
 
-def eligible(model) -> bool:
-    """Whether ``model`` should run natively on the calling thread now (one torch thread)."""
-    return supports(model) and torch.get_num_threads() == 1
-
-
 class CpuModel:
     """The native forward bound to one CausalLM's weights (see module docstring)."""
 
@@ -86,14 +81,15 @@ class CpuModel:
                                       model.computed_vocab(), list(cores or ()), int(threads))
         return native, tuple(arrays.values())
 
-    def forward(self, model, rows, lm_rows: int, out_cols: int, team=None) -> torch.Tensor:
-        """Float32 logits ``[len(rows.logits_rows) or N, out_cols]``; columns >= lm_rows are -inf.
+    def forward(self, model, cache, rows, lm_rows: int, out_cols: int, team=None) -> torch.Tensor:
+        """Float32 logits ``[len(rows.logits_rows) or N, out_cols]`` over ``cache`` (one of
+        ``model``'s); columns >= lm_rows are -inf.
         ``team`` (a ``_core.ThreadTeam``) splits the work over its threads, with the same bits."""
         n_out = rows.tokens.numel() if rows.logits_rows is None else rows.logits_rows.numel()
         logits = torch.empty(n_out, out_cols, dtype=torch.float32)
         arrays = dict(tokens=rows.tokens, positions=rows.positions, lanes=rows.lanes, slots=rows.slots,
                       attend_len=rows.attend_len, extra_slots=rows.extra, logits_rows=rows.logits_rows,
-                      logits=logits, **_cache_arrays(model.kv_cache, model.rope))
+                      logits=logits, **_cache_arrays(cache, model.rope))
         self._native.forward(_capsules(arrays), lm_rows, team)
         if lm_rows < out_cols:
             logits[:, lm_rows:] = float("-inf")

@@ -17,6 +17,8 @@ rejected tokens is free: later writes simply overwrite the slots.
 
 The buffer starts zeroed so that never-written slots inside an attended range
 hold finite values (they are masked, but NaN * 0 would still poison softmax).
+With ``spare_slot`` each lane has one more physical slot, index ``max_slots``, that only the padding
+rows of static_forward.py write and nothing reads.
 When the model has sliding-window layers, ``slot_pos`` (CPU, int64) records the
 logical position last written to every slot, since windows are defined on
 positions while tree-branch K/V live at unrelated physical slots.
@@ -32,26 +34,28 @@ class KVCache:
 
     def __init__(self, num_layers: int, num_lanes: int, max_slots: int, scratch_slots: int,
                  kv_heads: int, head_dim: int, dtype: torch.dtype, device: torch.device,
-                 track_positions: bool):
+                 track_positions: bool, spare_slot: bool = False):
         self.num_lanes = num_lanes
         self.max_slots = max_slots
         self.scratch_slots = scratch_slots
         self.context_slots = max_slots - scratch_slots
         self.kv_heads = kv_heads
         self.head_dim = head_dim
-        self.buffer = torch.zeros(num_layers, 2, num_lanes, kv_heads, max_slots, head_dim,
+        self.spare_slot = max_slots if spare_slot else None  # written by padding rows, never read
+        self._stride = max_slots + int(spare_slot)            # physical slots per (lane, kv head)
+        self.buffer = torch.zeros(num_layers, 2, num_lanes, kv_heads, self._stride, head_dim,
                                   dtype=dtype, device=device)
         self.k = [self.buffer[i, 0] for i in range(num_layers)]
         self.v = [self.buffer[i, 1] for i in range(num_layers)]
         self._k_flat = [t.view(-1, head_dim) for t in self.k]
         self._v_flat = [t.view(-1, head_dim) for t in self.v]
-        self._head_offsets = torch.arange(kv_heads, device=device) * max_slots
+        self._head_offsets = torch.arange(kv_heads, device=device) * self._stride
         self.slot_pos = (torch.zeros(num_lanes, max_slots, dtype=torch.int64)
                          if track_positions else None)
 
     def write_index(self, lanes: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
         """Flat row indices ``[N * kv_heads]`` (row-major over (row, head)) for device tensors."""
-        base = lanes * (self.kv_heads * self.max_slots) + slots
+        base = lanes * (self.kv_heads * self._stride) + slots
         return (base[:, None] + self._head_offsets[None, :]).reshape(-1)
 
     def write(self, layer: int, index: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:

@@ -47,6 +47,7 @@ class LoadedModel:
     chat_template: Optional[str]
     path: Path
     generation_config: dict = dataclasses.field(default_factory=dict)
+    cuda_graphs: bool = True  # for an engine's runner on CUDA: replay decode/verify/tree steps as graphs
 
 
 def parse_dtype(dtype: Union[str, torch.dtype], config_dtype: Optional[str] = None) -> torch.dtype:
@@ -117,8 +118,10 @@ def eos_ids(generation: dict, config_dict: dict, tokenizer) -> tuple:
 
 def load_model(path_or_id, dtype: Union[str, torch.dtype] = "float32",
                device: Union[str, torch.device] = "cpu",
-               with_tokenizer: bool = True) -> LoadedModel:
-    """Load a Llama/Mistral/Qwen2/Qwen3 checkpoint (local dir, .gguf, name or hub id) ready to run."""
+               with_tokenizer: bool = True, cuda_graphs: bool = True) -> LoadedModel:
+    """Load a Llama/Mistral/Qwen2/Qwen3 checkpoint (local dir, .gguf, name or hub id) ready to run.
+    ``cuda_graphs``: on CUDA, an engine runs this model's decode, verification and tree steps as CUDA
+    graphs (False: the same static shapes run eagerly, for debugging; see ssdcore/model_runner.py)."""
     if not (isinstance(dtype, torch.dtype) or dtype == "auto"):
         parse_dtype(dtype)  # fail fast on a bad argument, before touching the disk
     dev = parse_device(device)
@@ -139,4 +142,5 @@ def load_model(path_or_id, dtype: Union[str, torch.dtype] = "float32",
     template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
     log.info("loaded %s (%s, %d layers) from %s as %s on %s", config.architecture, config.family,
              config.num_layers, path, torch_dtype, dev)
-    return LoadedModel(model, tokenizer, config, config.eos_token_ids, template, path, generation)
+    return LoadedModel(model, tokenizer, config, config.eos_token_ids, template, path, generation,
+                       bool(cuda_graphs))

@@ -3,8 +3,7 @@
 ``parse_rows`` turns whatever the caller passed (tensors on any device, lists)
 into CPU int64 tensors, checks shapes and ranges once per call and raises
 ``ValueError`` naming the argument, the offending value and the allowed range
-(never ``assert``). ``tree_rows`` expands the SSD tree-step description
-(branches with fork lengths, scratch starts and depths) into plain rows.
+(never ``assert``).
 Invariants of a returned :class:`Rows`: all 1-D tensors have N >= 1 entries,
 ``extra`` is ``[N, E]`` with E >= 1 or None, every index is in range.
 """
@@ -82,34 +81,3 @@ def parse_rows(tokens, positions, lanes, slots, attend_len, extra_slots, logits_
         rows = as_index(logits_rows, "logits_rows")
         check_range(rows, "logits_rows", 0, n)
     return Rows(tok, pos, ln, sl, att, ext, rows)
-
-
-def tree_rows(lanes, fork_lens, tokens, scratch_starts, depth, cache) -> tuple:
-    """(forward_rows args, n_branches, width) for one SSD tree step (see CausalLM.tree_forward)."""
-    tok = as_index(tokens, "tokens", dims=2) if torch.as_tensor(tokens).dim() == 2 else \
-        as_index(tokens, "tokens")[:, None]
-    nb, width = tok.shape
-    if nb == 0 or width == 0:
-        raise ValueError(f"tokens: expected a non-empty [branches, T] tensor, got {tuple(tok.shape)}")
-    ln, fork, start = (as_index(v, k) for k, v in (("lanes", lanes), ("fork_lens", fork_lens),
-                                                    ("scratch_starts", scratch_starts)))
-    dep = torch.full((nb,), depth, dtype=torch.int64) if isinstance(depth, int) else \
-        as_index(depth, "depth")
-    for name, t in (("lanes", ln), ("fork_lens", fork), ("scratch_starts", start), ("depth", dep)):
-        if t.numel() != nb:
-            raise ValueError(f"{name} has {t.numel()} entries, expected one per branch ({nb})")
-    check_range(fork, "fork_lens", 0, cache.context_slots + 1)
-    check_range(dep, "depth", 0, cache.scratch_slots + 1)
-    check_range(start, "scratch_starts", cache.context_slots, cache.max_slots)
-    check_range(start + dep + width, "scratch_starts + depth + T", 0, cache.max_slots + 1)
-    step = dep[:, None] + torch.arange(width)[None, :]                     # [Nb, T]
-    positions = (fork[:, None] + step).reshape(-1)
-    slots = (start[:, None] + step).reshape(-1)
-    n_extra = int(dep.max()) + width - 1
-    extra = None
-    if n_extra > 0:
-        j = torch.arange(n_extra)[None, None, :]
-        extra = torch.where(j < step[..., None], start[:, None, None] + j, -1).reshape(-1, n_extra)
-    rows = (tok.reshape(-1), positions, ln.repeat_interleave(width), slots,
-            fork.repeat_interleave(width), extra, None)
-    return rows, nb, width
