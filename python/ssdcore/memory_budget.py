@@ -20,7 +20,10 @@ BUDGET_FRACTION = 0.9  # of the memory available when the engine is built
 def kv_cache_bytes(model, lanes: int, slots: int) -> int:
     """Bytes of the KV cache (models/kv_cache.py) for ``lanes`` x ``slots`` on ``model``."""
     cfg = model.config
-    elem = torch.empty((), dtype=model.dtype).element_size()
+    dtype = model.dtype
+    if model.device.type == "cpu" and dtype == torch.bfloat16:
+        dtype = torch.float32  # the native CPU forward runs a bf16 model with a float32 KV cache
+    elem = torch.empty((), dtype=dtype).element_size()
     total = cfg.num_layers * 2 * lanes * cfg.num_kv_heads * slots * cfg.head_dim * elem
     if getattr(model, "windows", None):
         total += lanes * slots * 8  # slot_pos, int64
