@@ -67,7 +67,6 @@ void BackupChooser::observe(const RoundObservation& o) {
   const int misses = o.batch - o.hits;
   const int s = misses > 0 ? slot(o.backup) : -1;
   const double a = opts_.ew_alpha;
-  std::lock_guard<std::mutex> lk(m_);
   rounds_ += 1;
   p_hit_.add(static_cast<double>(o.hits) / o.batch, a);
   if (o.hits > 0) e_hit_.add(static_cast<double>(o.hit_tokens) / o.hits, a);
@@ -100,22 +99,16 @@ double BackupChooser::predicted_speedup(Backup b, int batch, const Estimates& e)
 }
 
 double BackupChooser::predicted_speedup(Backup b, int batch) const {
-  std::lock_guard<std::mutex> lk(m_);
-  return predicted_speedup(b, batch, estimates_locked());
+  return predicted_speedup(b, batch, estimates());
 }
 
-Backup BackupChooser::choose(int batch) {
-  std::lock_guard<std::mutex> lk(m_);
-  return decide_locked(batch, estimates_locked());
-}
+Backup BackupChooser::choose(int batch) { return decide(batch, estimates()); }
 
 Backup BackupChooser::choose(int batch, double verify_seconds, const StatsSnapshot& snapshot) {
-  const Estimates e = estimates_from(snapshot, verify_seconds);
-  std::lock_guard<std::mutex> lk(m_);
-  return decide_locked(batch, e);
+  return decide(batch, estimates_from(snapshot, verify_seconds));
 }
 
-Backup BackupChooser::decide_locked(int batch, const Estimates& e) {
+Backup BackupChooser::decide(int batch, const Estimates& e) {
   const Backup pri = prior(batch);
   const Backup other = pri == Backup::kJit ? Backup::kNgram : Backup::kJit;
   choices_ += 1;
@@ -137,11 +130,6 @@ Backup BackupChooser::decide_locked(int batch, const Estimates& e) {
 }
 
 BackupChooser::Estimates BackupChooser::estimates() const {
-  std::lock_guard<std::mutex> lk(m_);
-  return estimates_locked();
-}
-
-BackupChooser::Estimates BackupChooser::estimates_locked() const {
   Estimates e;
   e.rounds = rounds_;
   e.p_hit = p_hit_.value;

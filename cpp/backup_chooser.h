@@ -25,11 +25,11 @@
 // jit/ngram (when the best is none: the less-measured one) so its estimates stay fresh (0 disables).
 // choose() is deterministic (no randomness).
 //
-// Threads: all methods are internally synchronized (one mutex); any thread may call them.
+// Threads: not synchronized. The draft worker owns its chooser and is its only caller (it chooses the
+// backup for the misses it serves, on its own thread).
 #pragma once
 #include <array>
 #include <cstdint>
-#include <mutex>
 
 #include "engine_config.h"
 #include "stats.h"
@@ -99,12 +99,10 @@ class BackupChooser {
     void add(double x, double alpha);
   };
   static int slot(Backup b);  // jit 0, ngram 1, none 2
-  Estimates estimates_locked() const;
-  Backup decide_locked(int batch, const Estimates& e);
+  Backup decide(int batch, const Estimates& e);
 
   const int auto_jit_max_batch_;
   const BackupChooserOptions opts_;
-  mutable std::mutex m_;
   std::int64_t rounds_ = 0;
   std::int64_t choices_ = 0;
   Mean p_hit_, e_hit_, t_verify_, t_prespec_;

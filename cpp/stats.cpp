@@ -59,7 +59,6 @@ const char* to_string(Phase p) {
     case Phase::kDraftTree: return "draft_tree";
     case Phase::kDraftJit: return "draft_jit";
     case Phase::kWaitForDraft: return "wait_for_draft";
-    case Phase::kHandoff: return "handoff";
     case Phase::kDraftPrespeculate: return "draft_prespeculate";
   }
   return "?";

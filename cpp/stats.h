@@ -35,11 +35,10 @@ enum class Phase : int {
   kDraftTree,     // draft fork + tree decode + cache populate
   kDraftJit,      // draft just-in-time backup drafting (on the critical path)
   kWaitForDraft,  // target idle, waiting for the draft's speculations
-  kHandoff,       // passing speculations/outcomes between the workers
   kDraftPrespeculate,  // wall time of a whole pre-speculation (glue + fork + tree; contains
                        // kDraftGlue and kDraftTree); draft_busy_ns = this + kDraftJit
 };
-inline constexpr int kNumPhases = 7;
+inline constexpr int kNumPhases = 6;
 const char* to_string(Phase p);
 
 // Monotonic clock in nanoseconds (steady_clock), for timers and overlap computations.

@@ -33,10 +33,9 @@ enum class Phase : int {
   kDraftTree,          // draft fork + tree decode + cache populate
   kDraftJit,           // draft just-in-time backup drafting (on the critical path)
   kWaitForDraft,       // target idle, waiting for the draft
-  kHandoff,            // passing speculations and outcomes between the workers
   kDraftPrespeculate,  // a whole pre-speculation (contains glue and tree)
 };
-inline constexpr int kNumPhases = 7;
+inline constexpr int kNumPhases = 6;
 
 // Names for printing ("auto", "cache_hit", "target_verify", ...); "?" when out of range.
 const char* to_string(Backup b) noexcept;
