@@ -1,7 +1,6 @@
 // draft_tree.cpp: SSD pre-speculation (SSD_SPEC section 2.1): glue forward, fork, batched tree
 // decode and cache population. See draft_worker.h for the slot layout and invariants.
 #include <algorithm>
-#include <cstring>
 #include <numeric>
 
 #include "draft_worker.h"
@@ -17,7 +16,6 @@ struct Branch {
   int32_t c = 0;
   int32_t local = 0;     // branch index within its sequence (scratch slot block)
   int32_t first_pos = 0; // logical position of c
-  int32_t length = 0;    // tokens to draft
   Speculation spec;
 };
 
@@ -101,51 +99,28 @@ static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs
 void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Logits& glue,
                               const std::vector<int32_t>& row0) {
   ScopedTimer timer(stats_, Phase::kDraftTree);
-  const int64_t V = glue.vocab;
   const int32_t K = config_.K;
   std::vector<Branch> branches = fork_branches(seqs, glue, row0, K);
-  int32_t steps = 0;
-  for (Branch& br : branches) {
-    br.length = proposal_budget(*br.seq, br.j + 1);
-    br.spec.greedy = !needs_q(br.seq->params);
-    if (!br.spec.greedy) br.spec.q = std::make_shared<std::vector<float>>(static_cast<size_t>(br.length) * V);
-    steps = std::max(steps, br.length);
+  std::vector<Decoding> decodings(branches.size());
+  for (size_t i = 0; i < branches.size(); ++i) {
+    Branch& br = branches[i];
+    decodings[i] = Decoding{br.seq, &br.spec, proposal_budget(*br.seq, br.j + 1), br.first_pos, &br.seq->plan, i};
   }
   const int32_t width = 2 * K + 1;
-  for (int32_t t = 0; t < steps; ++t) {
-    ForwardRequest req;
-    req.extra_width = width;
-    std::vector<DraftDraw> draws;
-    std::vector<Branch*> owner;
-    for (Branch& br : branches) {
-      if (t >= br.length) continue;
-      const DraftSequence& s = *br.seq;
-      int32_t prefix = static_cast<int32_t>(s.tokens.size()) - 1;  // slots before r
-      int32_t scratch0 = config_.max_context + br.local * K;
-      int32_t token = t == 0 ? br.c : br.spec.tokens[t - 1];
-      int32_t row = static_cast<int32_t>(draws.size());
-      req.add_row(token, br.first_pos + t, s.lane, scratch0 + t, row);
-      req.attend_len.push_back(prefix);
-      for (int32_t g = 0; g < width; ++g) {
-        int32_t slot = -1;
-        if (g <= br.j) slot = prefix + g;                                   // glue r, s_1..s_j
-        else if (g - br.j - 1 <= t) slot = scratch0 + (g - br.j - 1);       // own branch tokens
-        req.extra_slots.push_back(slot);
-      }
-      int32_t f = t < static_cast<int32_t>(s.plan.size()) ? s.plan[t] : 0;
-      draws.push_back({row, &s.params, br.first_pos + t + 1, f});
-      owner.push_back(&br);
+  const int32_t max_context = config_.max_context;
+  decode_steps(decodings, width, [&](Decoding& d, int32_t t, int32_t out_row, ForwardRequest* req) {
+    const Branch& br = branches[d.tag];
+    const int32_t prefix = static_cast<int32_t>(d.seq->tokens.size()) - 1;  // slots before r
+    const int32_t scratch0 = max_context + br.local * K;
+    req->add_row(t == 0 ? br.c : d.spec->tokens[t - 1], d.pos0 + t, d.seq->lane, scratch0 + t, out_row);
+    req->attend_len.push_back(prefix);
+    for (int32_t g = 0; g < width; ++g) {
+      int32_t slot = -1;
+      if (g <= br.j) slot = prefix + g;                              // glue r, s_1..s_j
+      else if (g - br.j - 1 <= t) slot = scratch0 + (g - br.j - 1);  // own branch tokens
+      req->extra_slots.push_back(slot);
     }
-    req.out_rows = static_cast<int32_t>(draws.size());
-    Logits logits = runner_->forward(req);
-    std::vector<int32_t> toks = draw(logits, draws);
-    for (size_t i = 0; i < owner.size(); ++i) {
-      Speculation& spec = owner[i]->spec;
-      spec.tokens.push_back(toks[i]);
-      spec.saguaro_f.push_back(draws[i].saguaro_f);
-      if (spec.q) std::memcpy(spec.q->data() + static_cast<size_t>(t) * V, logits.row(draws[i].row), sizeof(float) * V);
-    }
-  }
+  });
   for (DraftSequence* s : seqs) cache_.begin_round(s->id);
   for (Branch& br : branches) cache_.insert(br.seq->id, br.j, br.c, std::move(br.spec));
 }

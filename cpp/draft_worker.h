@@ -23,6 +23,7 @@
 // returns once the thread has run the runner's on_worker_start().
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <memory>
@@ -60,6 +61,21 @@ struct DraftDraw {
   int32_t saguaro_f = 0;
 };
 
+// One speculation drafted by DraftWorker::decode_steps: `length` tokens appended to *spec for *seq;
+// the token drawn at step t sits at logical position pos0 + t + 1 and is sampled with Saguaro
+// F = (*plan)[t] (0 past the plan). tag is the caller's (the tree's branch index).
+struct Decoding {
+  DraftSequence* seq = nullptr;
+  Speculation* spec = nullptr;
+  int32_t length = 0;
+  int32_t pos0 = 0;
+  const std::vector<int32_t>* plan = nullptr;
+  size_t tag = 0;
+};
+
+// Adds decoding d's forward rows for step t to req; the last one asks for logits row out_row.
+using StepRows = std::function<void(Decoding& d, int32_t t, int32_t out_row, ForwardRequest* req)>;
+
 class DraftWorker {
  public:
   DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
@@ -87,6 +103,9 @@ class DraftWorker {
   void draft_jit(const std::vector<DraftSequence*>& seqs, std::vector<Speculation>* out);
   Speculation draft_ngram(const DraftSequence& seq) const;
   int32_t proposal_budget(const DraftSequence& seq, int32_t extra_decided) const;
+
+  // The draft step loop and its sampler (draft_decode.cpp).
+  void decode_steps(std::vector<Decoding>& decodings, int32_t extra_width, const StepRows& rows);
   std::vector<int32_t> draw(const Logits& logits, const std::vector<DraftDraw>& draws) const;
   static void check_finite(const Logits& logits, int64_t row, int32_t position);
 
