@@ -15,33 +15,32 @@ int32_t DraftWorker::proposal_budget(const DraftSequence& seq, int32_t extra_dec
   return std::max(0, std::min({config_.K, by_context, by_length}));
 }
 
-void DraftWorker::serve_misses(size_t batch, const std::vector<DraftSequence*>& missed,
-                               double verify_seconds) {
+// Serves every missed sequence with one backup, timed for the backup chooser (last_round_).
+void DraftWorker::serve_misses(size_t batch, const std::vector<DraftSequence*>& missed) {
   if (missed.empty()) return;
-  Backup backup = config_.mode_enum() == Mode::kSd ? Backup::kJit
-                                                   : choose_backup(batch, verify_seconds);
+  const int64_t start = now_ns();
+  const Backup backup = config_.mode_enum() == Mode::kSd ? Backup::kJit : choose_backup(batch);
   stats_->record_backup(backup, missed.size());
   if (backup == Backup::kJit) {
     std::vector<Speculation> specs;
     draft_jit(missed, &specs);
     for (size_t i = 0; i < missed.size(); ++i) missed[i]->current = std::move(specs[i]);
-    return;
   }
   for (DraftSequence* s : missed) {
     if (backup == Backup::kNgram) {
       s->current = draft_ngram(*s);
-    } else {
+    } else if (backup == Backup::kNone) {
       s->current = Speculation{};
       s->current.source = SpecSource::kNone;
     }
   }
+  last_round_.backup = backup;
+  last_round_.backup_ns = static_cast<double>(now_ns() - start);
 }
 
-Backup DraftWorker::choose_backup(size_t batch, double verify_seconds) {
-  Backup configured = config_.backup_enum();
-  if (configured != Backup::kAuto) return configured;
-  StatsSnapshot snap = stats_->snapshot();
-  return chooser_.choose(static_cast<int>(batch), verify_seconds, snap);
+Backup DraftWorker::choose_backup(size_t batch) {
+  const Backup configured = config_.backup_enum();
+  return configured == Backup::kAuto ? chooser_.choose(static_cast<int>(batch)) : configured;
 }
 
 // Drafts up to K tokens for each sequence autoregressively, one batched forward per step. The first

@@ -18,6 +18,10 @@
 // message at hand, else (a warm-up prefill, a pre-speculation after the reply went out) in the next
 // reply, which serves the sequences that joined since as usual.
 //
+// Backup `auto` (BackupChooser) and geometric fan-out (FanOutPlanner) learn from what the worker sees
+// each round: the outcomes the target reports with its verification time, and the worker's own
+// pre-speculation and backup times; never from Stats, which a user may reset.
+//
 // Threads: constructed and joined by the Engine; everything else runs on the worker thread. The only
 // inputs are the Channel<ToDraft>; the only outputs are the Channel<ToTarget> and Stats. start()
 // returns once the thread has run the runner's on_worker_start().
@@ -92,14 +96,15 @@ class DraftWorker {
   void fail(const ToDraft& msg, const std::string& error, ErrorKind kind);
   ToTarget take_failures();
   void round(ToDraft& msg);
+  void observe_round(const ToDraft& msg);
   void apply(const ToDraft& msg);
   void warm(const ToDraft& msg);
   ToTarget serve(const ToDraft& msg);
   void prespeculate();
 
   // Backups and drafting (draft_backup.cpp).
-  void serve_misses(size_t batch, const std::vector<DraftSequence*>& missed, double verify_seconds);
-  Backup choose_backup(size_t batch, double verify_seconds);
+  void serve_misses(size_t batch, const std::vector<DraftSequence*>& missed);
+  Backup choose_backup(size_t batch);
   void draft_jit(const std::vector<DraftSequence*>& seqs, std::vector<Speculation>* out);
   Speculation draft_ngram(const DraftSequence& seq) const;
   int32_t proposal_budget(const DraftSequence& seq, int32_t extra_decided) const;
@@ -124,6 +129,7 @@ class DraftWorker {
   BackupChooser chooser_;
   std::map<int64_t, DraftSequence> seqs_;
   int64_t last_prespec_[2] = {0, 0};  // the latest pre-speculation window, until a round reports it
+  RoundObservation last_round_;       // what this worker measured in its last round (backup, times)
   bool replied_ = false;              // the current message's reply has gone out
   ToTarget failed_;                   // failures since the last reply: failed, error, error_kind
   std::thread thread_;

@@ -159,6 +159,7 @@ void TargetWorker::decide(const Logits& logits, const ToTarget& specs, ToDraft* 
   run_verify(logits, in, &accept, &next);
   last_verify_[1] = now_ns();
   stats_->add_phase_ns(Phase::kTargetVerify, last_verify_[1] - last_verify_[0]);
+  next_msg->verify_seconds = (last_verify_[1] - last_verify_[0]) * 1e-9;
   stats_->record_round();
   for (size_t b = 0; b < B; ++b) {
     ActiveSequence& a = active_.at(specs.specs[b].first);
