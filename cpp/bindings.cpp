@@ -132,7 +132,9 @@ void py_verify(const py::object& target_logits, const py::object& draft_tokens, 
   vb.vocab = static_cast<int32_t>(V);
   vb.target_logits = tl.ptr<float>();
   vb.draft_tokens = tok.ptr<int64_t>();
-  vb.draft_logits = draft_logits.is_none() ? nullptr : dl.ptr<float>();
+  std::vector<const float*> rows;  // proposal b * K + i reads row (b, i) of the dense draft_logits
+  for (int64_t r = 0; !draft_logits.is_none() && r < B * K; ++r) rows.push_back(dl.ptr<float>() + r * V);
+  vb.draft_rows = rows.empty() ? nullptr : rows.data();
   vb.saguaro_fanout = fan;
   vb.params = params.data();
   ssd::check_verify_params(vb);
@@ -398,6 +400,8 @@ py::dict snapshot_to_dict(const ssd::StatsSnapshot& s) {
   d["draft_hidden_fraction"] = s.draft_hidden_fraction;
   d["draft_overlap_ns"] = s.draft_overlap_ns;
   d["draft_windows"] = s.draft_windows;
+  d["worker_bytes"] = s.worker_bytes;
+  d["worker_bytes_per_round"] = s.worker_bytes_per_round;
   py::dict by_source;  // per proposal source: sequence-rounds and mean accepted drafted tokens
   for (int i = 0; i < ssd::kNumSpecSources; ++i)
     by_source[ssd::to_string(static_cast<ssd::SpecSource>(i))] =

@@ -1,10 +1,8 @@
 // draft_decode.cpp: the draft's step loop, shared by jit drafting (draft_backup.cpp) and the SSD tree
 // decode (draft_tree.cpp), and the draft sampler glue. See draft_worker.h.
 #include <algorithm>
-#include <cstring>
 #include <stdexcept>
 
-#include "draft_sampler.h"
 #include "draft_worker.h"
 
 namespace ssd {
@@ -17,7 +15,6 @@ void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_w
   for (Decoding& d : decodings) {
     steps = std::max(steps, d.length);
     d.spec->greedy = !needs_q(d.seq->params);
-    if (!d.spec->greedy) d.spec->q = std::make_shared<std::vector<float>>(static_cast<size_t>(d.length) * runner_->vocab_size());
   }
   for (int32_t t = 0; t < steps; ++t) {
     ForwardRequest req;
@@ -39,22 +36,24 @@ void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_w
       Speculation& spec = *owner[i]->spec;
       spec.tokens.push_back(toks[i]);
       spec.saguaro_f.push_back(draws[i].saguaro_f);
-      if (spec.q) {
-        std::memcpy(spec.q->data() + static_cast<size_t>(t) * logits.vocab, logits.row(draws[i].row),
-                    sizeof(float) * logits.vocab);
-      }
+      if (!spec.greedy) spec.q.push_back(LogitsRow{logits, draws[i].row});  // a handle, not a copy
     }
   }
 }
 
 // Samples one token per draw with the request's sampling parameters and Saguaro (C, F): exactly the
 // q' that verification will recompute from the same row. Draw i reads logits row i (decode_steps
-// requests its logits rows in draw order), so the rows are used in place.
+// requests its logits rows in draw order), so the rows are used in place, on their device.
 std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<DraftDraw>& draws) const {
+  LogitsOps& ops = ops_.on(logits);
   std::vector<DraftRowParams> params(draws.size());
+  std::vector<int64_t> rows(draws.size()), positions(draws.size());
   for (size_t i = 0; i < draws.size(); ++i) {
     if (draws[i].row != static_cast<int64_t>(i)) throw std::logic_error("DraftWorker::draw: rows out of order");
-    check_finite(logits, draws[i].row, draws[i].position);
+    rows[i] = draws[i].row, positions[i] = draws[i].position;
+  }
+  check_rows_finite(ops, logits, rows, positions);
+  for (size_t i = 0; i < draws.size(); ++i) {
     const RequestParams& rp = *draws[i].params;
     params[i].sampling = to_sampling_params(rp);
     params[i].saguaro.c = static_cast<float>(config_.saguaro_c);
@@ -68,16 +67,8 @@ std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<D
   batch.vocab = static_cast<int32_t>(logits.vocab);
   batch.logits = logits.data;
   batch.params = params.data();
-  DraftResult result;
-  result.tokens = tokens.data();
-  sample_draft_cpu(batch, result, 1);
+  ops.sample_draft(logits, batch, tokens.data());
   return std::vector<int32_t>(tokens.begin(), tokens.end());
-}
-
-// Throws NonFiniteLogits when logits row `row` (for the token at `position`) is unusable.
-void DraftWorker::check_finite(const Logits& logits, int64_t row, int32_t position) {
-  std::string message = non_finite_message(logits.row(row), logits.vocab, position);
-  if (!message.empty()) throw NonFiniteLogits(message);
 }
 
 }  // namespace ssd

@@ -1,7 +1,6 @@
 // draft_tree.cpp: SSD pre-speculation (SSD_SPEC section 2.1): glue forward, fork, batched tree
 // decode and cache population. See draft_worker.h for the slot layout and invariants.
 #include <algorithm>
-#include <numeric>
 
 #include "draft_worker.h"
 
@@ -18,21 +17,6 @@ struct Branch {
   int32_t first_pos = 0; // logical position of c
   Speculation spec;
 };
-
-// The `count` highest-logit tokens of a row (ties: lower id first), skipping `exclude`.
-std::vector<int32_t> top_tokens(const float* row, int64_t vocab, int32_t count, int32_t exclude) {
-  std::vector<int32_t> out;
-  if (count <= 0) return out;
-  std::vector<int32_t> ids(static_cast<size_t>(vocab));
-  std::iota(ids.begin(), ids.end(), 0);
-  auto better = [row](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
-  int64_t take = std::min<int64_t>(vocab, count + 1);
-  std::partial_sort(ids.begin(), ids.begin() + take, ids.end(), better);
-  for (int64_t i = 0; i < take && static_cast<int32_t>(out.size()) < count; ++i) {
-    if (ids[i] != exclude) out.push_back(ids[i]);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -61,26 +45,39 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
   }
   req.out_rows = out_rows;
   Logits glue = runner_->forward(req);
-  for (size_t b = 0; b < seqs.size(); ++b) {  // the fork ranks these rows: they must be usable
+  std::vector<int64_t> rows, positions;  // the fork ranks these rows: they must be usable
+  for (size_t b = 0; b < seqs.size(); ++b) {
     const int32_t pending = static_cast<int32_t>(seqs[b]->tokens.size()) - 1;
     const int32_t end = b + 1 < seqs.size() ? (*row0)[b + 1] : out_rows;
-    for (int32_t r = (*row0)[b]; r < end; ++r) check_finite(glue, r, pending + 1 + (r - (*row0)[b]));
+    for (int32_t r = (*row0)[b]; r < end; ++r) rows.push_back(r), positions.push_back(pending + 1 + (r - (*row0)[b]));
   }
+  check_rows_finite(ops_.on(glue), glue, rows, positions);
   return glue;
 }
 
 static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs, const Logits& glue,
-                                         const std::vector<int32_t>& row0, int32_t K) {
+                                         const std::vector<int32_t>& row0, int32_t K, LogitsOps& ops) {
+  std::vector<TopRequest> requests;  // (b, j) in order: the top-F_j tokens of g_j
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    const DraftSequence* s = seqs[b];
+    const auto& proposals = s->current.tokens;
+    const int32_t n = static_cast<int32_t>(proposals.size());
+    for (int32_t j = 0; j <= n; ++j) {
+      const int32_t f = j < n ? s->plan[j] : s->plan[K];
+      const int32_t exclude = j < n ? proposals[j] : -1;  // a rejected token has no residual mass
+      requests.push_back(TopRequest{row0[b] + j, f, exclude});
+    }
+  }
+  std::vector<std::vector<int32_t>> tops;
+  ops.top_tokens(glue, requests, &tops);
   std::vector<Branch> branches;
+  size_t q = 0;
   for (size_t b = 0; b < seqs.size(); ++b) {
     DraftSequence* s = seqs[b];
-    const auto& proposals = s->current.tokens;
-    int32_t n = static_cast<int32_t>(proposals.size());
+    const int32_t n = static_cast<int32_t>(s->current.tokens.size());
     int32_t local = 0;
     for (int32_t j = 0; j <= n; ++j) {
-      int32_t f = j < n ? s->plan[j] : s->plan[K];
-      int32_t exclude = j < n ? proposals[j] : -1;  // a rejected token has no residual mass
-      for (int32_t c : top_tokens(glue.row(row0[b] + j), glue.vocab, f, exclude)) {
+      for (int32_t c : tops[q++]) {
         Branch br;
         br.seq = s;
         br.j = j;
@@ -100,7 +97,7 @@ void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Log
                               const std::vector<int32_t>& row0) {
   ScopedTimer timer(stats_, Phase::kDraftTree);
   const int32_t K = config_.K;
-  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K);
+  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K, ops_.on(glue));
   std::vector<Decoding> decodings(branches.size());
   for (size_t i = 0; i < branches.size(); ++i) {
     Branch& br = branches[i];

@@ -10,9 +10,10 @@
 namespace ssd {
 
 DraftWorker::DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
-                         Channel<ToDraft>* inbox, Channel<ToTarget>* outbox)
+                         Channel<ToDraft>* inbox, Channel<ToTarget>* outbox, LogitsBackends ops)
     : config_(config),
       runner_(runner),
+      ops_(std::move(ops)),
       stats_(stats),
       inbox_(inbox),
       outbox_(outbox),

@@ -11,7 +11,8 @@
 // Invariants: DraftSequence::kv holds the tokens whose draft KV is valid in context slots
 // [0, kv.size()); it is always a prefix of tokens (decided tokens) or of tokens + the speculation
 // being verified. Branch KV lives in scratch slots [max_context, max_context + F*K) of the lane and
-// is never reused across rounds. Every proposal carries exactly the logits it was sampled from.
+// is never reused across rounds. Every proposal carries a handle to exactly the logits row it was
+// sampled from (LogitsRow), never a copy.
 //
 // Replies: exactly one ToTarget per regular ToDraft, with its round (messages.h). On a failure the
 // worker forgets every sequence it knows and lists them as failed: in the reply still owed for the
@@ -38,6 +39,7 @@
 #include "channel.h"
 #include "engine_config.h"
 #include "fan_out_planner.h"
+#include "logits_ops.h"
 #include "messages.h"
 #include "model_runner.h"
 #include "speculation_cache.h"
@@ -83,7 +85,7 @@ using StepRows = std::function<void(Decoding& d, int32_t t, int32_t out_row, For
 class DraftWorker {
  public:
   DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
-              Channel<ToDraft>* inbox, Channel<ToTarget>* outbox);
+              Channel<ToDraft>* inbox, Channel<ToTarget>* outbox, LogitsBackends ops);
   ~DraftWorker();
   // Starts the thread and waits for on_worker_start(); returns its error ("" = started). After an
   // error the thread has ended.
@@ -112,7 +114,6 @@ class DraftWorker {
   // The draft step loop and its sampler (draft_decode.cpp).
   void decode_steps(std::vector<Decoding>& decodings, int32_t extra_width, const StepRows& rows);
   std::vector<int32_t> draw(const Logits& logits, const std::vector<DraftDraw>& draws) const;
-  static void check_finite(const Logits& logits, int64_t row, int32_t position);
 
   // Tree pre-speculation pieces (draft_tree.cpp).
   Logits glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0);
@@ -121,6 +122,7 @@ class DraftWorker {
 
   EngineConfig config_;
   ModelRunner* runner_;
+  LogitsBackends ops_;  // sampling, fork and checks run where the draft's logits are
   Stats* stats_;
   Channel<ToDraft>* inbox_;
   Channel<ToTarget>* outbox_;

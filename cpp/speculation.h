@@ -4,24 +4,26 @@
 // sequence's pending token, plus the proposal distributions q_1..q_n they were drawn from, because
 // verification must use exactly those (SSD_SPEC section 1). A speculation is either
 //   - onehot = true: deterministic proposals (n-gram backup): q_i is the one-hot at tokens[i]; no rows;
-//   - onehot = false: sampled proposals. q holds the draft logits rows they were sampled from (before
-//     the sampling transforms, which verification recomputes from the request's draft SamplingParams
-//     and saguaro_f): an owned, immutable-once-published host buffer of n rows x V floats (row i is
-//     tokens[i]'s), shared so messages stay cheap to copy.
+//   - onehot = false: sampled proposals. q[i] is a handle to the draft logits row tokens[i] was sampled
+//     from (before the sampling transforms, which verification recomputes from the request's draft
+//     SamplingParams and saguaro_f): the draft forward's own Logits, kept alive by its owner, plus the
+//     row index. The rows stay where the draft produced them (host or device) and are never copied:
+//     verification reads them in place (logits_ops.h).
 // saguaro_f[i] is the Saguaro top-set size F used when sampling tokens[i] (0 = no down-weighting);
 // empty means all 0. source records how the speculation was made.
 // An empty speculation (n = 0, e.g. backup "none") needs no rows whatever onehot says.
 //
 // Invariants (checked by valid(K)): tokens.size() <= K, tokens >= 0; saguaro_f empty or one per
-// token, each >= 0; when onehot: no q; when sampled with n > 0: q non-null, unless greedy (made for a temperature-0 request, whose
+// token, each >= 0; when onehot: no q; when sampled with n > 0: one q row per token, unless greedy (made for a temperature-0 request, whose
 // verification compares each token with the target's argmax and reads no q).
 //
 // Threads: a plain value type (moved or copied through Channels); no synchronization of its own. The
-// q buffer must not be written once the speculation is handed to another thread.
+// rows q refers to are never written after the forward that produced them returned.
 #pragma once
 #include <cstdint>
-#include <memory>
 #include <vector>
+
+#include "model_runner.h"
 
 namespace ssd {
 
@@ -48,14 +50,14 @@ inline const char* to_string(SpecSource s) {
 struct Speculation {
   std::vector<std::int32_t> tokens;         // proposed tokens s1..sn, n = 0..K
   bool onehot = false;                      // deterministic proposals (q_i one-hot at tokens[i])
-  std::shared_ptr<std::vector<float>> q;    // n x V draft logits rows (host), or null (onehot, greedy)
+  std::vector<LogitsRow> q;                 // per token: its draft logits row, or empty (onehot, greedy)
   bool greedy = false;                      // for a greedy request: the draft keeps no q (needs_q)
   std::vector<std::int32_t> saguaro_f;      // per token: Saguaro top-set size (empty = all 0)
   SpecSource source = SpecSource::kNone;
 
   std::size_t size() const { return tokens.size(); }
   bool empty() const { return tokens.empty(); }
-  bool has_rows() const { return q != nullptr; }
+  bool has_rows() const { return !q.empty(); }
 
   // The invariants above, for draft length K.
   bool valid(int K) const {
@@ -67,7 +69,8 @@ struct Speculation {
     for (std::int32_t f : saguaro_f) {
       if (f < 0) return false;
     }
-    if (onehot) return q == nullptr;
+    if (onehot) return q.empty();
+    if (has_rows() && q.size() != tokens.size()) return false;
     return tokens.empty() || greedy || has_rows();
   }
 };

@@ -71,6 +71,7 @@ struct StatsSnapshot {
   std::vector<std::uint64_t> phase_count;     // [kNumPhases] number of timed intervals
   std::int64_t draft_overlap_ns = 0;          // draft busy time overlapping target verification
   std::uint64_t draft_windows = 0;            // pre-speculation windows measured against a verification
+  std::uint64_t worker_bytes = 0;             // bytes the workers passed each other (wire_bytes, messages.h)
 
   // Derived (computed by snapshot(); 0 when the denominator is 0).
   std::vector<double> position_acceptance;    // [K] accepted / reached
@@ -81,6 +82,7 @@ struct StatsSnapshot {
   double hit_rate = 0;                        // hits / (hits + misses)
   std::int64_t draft_busy_ns = 0;             // pre-speculation windows + jit
   double draft_hidden_fraction = 0;           // draft_overlap_ns / draft_busy_ns
+  double worker_bytes_per_round = 0;          // worker_bytes / rounds
 };
 
 class Stats {
@@ -100,6 +102,7 @@ class Stats {
   void record_backup(Backup b, std::uint64_t sequences = 1);  // sequences served by backup b
   void add_phase_ns(Phase p, std::int64_t ns);          // one interval of ns (negative -> 0)
   void add_draft_window(std::int64_t overlap_ns);      // one window reported; its overlap_ns()
+  void add_worker_bytes(std::uint64_t bytes);          // a message between the workers
 
   StatsSnapshot snapshot() const;
   void reset();

@@ -7,6 +7,7 @@
 #include "cuda_emulation.h"  // must come first: defines __device__, threadIdx, __syncthreads, ...
 #include "verify_blocks.cuh"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -31,6 +32,8 @@ constexpr int kCases = 24;
 struct Problem {
   int b = 0, k = 0, v = 0;
   std::vector<float> target, draft;  // draft empty: no draft logits
+  std::vector<float> scattered;      // the draft rows again, in a shuffled order
+  std::vector<const float*> rows;    // [b * k] row r of draft, as it lies in scattered
   std::vector<int64_t> tokens;
   std::vector<int32_t> fanout;       // empty: none
   std::vector<SeqVerifyParams> params;
@@ -111,6 +114,16 @@ Problem random_problem(std::mt19937_64& rng, int b, int k, int v) {
       dp[r].position = p.position + static_cast<int64_t>(r % k);
     }
     sample_draft_cpu(DraftBatch{b * k, v, pr.draft.data(), dp.data()}, DraftResult{pr.tokens.data(), nullptr}, 1);
+    // Verification reads each proposal's row through a pointer: lay the rows out of order.
+    std::vector<size_t> perm(dp.size());
+    for (size_t r = 0; r < perm.size(); ++r) perm[r] = r;
+    std::shuffle(perm.begin(), perm.end(), rng);
+    pr.scattered.resize(pr.draft.size());
+    pr.rows.resize(perm.size());
+    for (size_t r = 0; r < perm.size(); ++r) {
+      std::copy_n(&pr.draft[r * v], v, &pr.scattered[perm[r] * v]);
+      pr.rows[r] = &pr.scattered[perm[r] * v];
+    }
   }
   return pr;
 }
@@ -122,7 +135,7 @@ VerifyBatch batch_of(const Problem& pr) {
   vb.vocab = pr.v;
   vb.target_logits = pr.target.data();
   vb.draft_tokens = pr.tokens.data();
-  vb.draft_logits = pr.draft.empty() ? nullptr : pr.draft.data();
+  vb.draft_rows = pr.rows.empty() ? nullptr : pr.rows.data();
   vb.saguaro_fanout = pr.fanout.empty() ? nullptr : pr.fanout.data();
   vb.params = pr.params.data();
   return vb;
@@ -136,11 +149,11 @@ void check_problem(const Problem& pr) {
   std::vector<RowStats> ts(static_cast<size_t>(b) * (k + 1)), ds(static_cast<size_t>(std::max(1, b * k)));
   std::vector<int64_t> acc(b, -7), next(b, -7);
   emu::launch<BlockShared>(static_cast<int64_t>(b) * (2 * k + 1), [&](int64_t blk, BlockShared& sh) {
-    cuda_detail::verify_row_stats_block(blk, vb.target_logits, vb.draft_logits, b, k, v, vb.params,
+    cuda_detail::verify_row_stats_block(blk, vb.target_logits, vb.draft_rows, b, k, v, vb.params,
                                         vb.saguaro_fanout, ts.data(), ds.data(), sh);
   });
   emu::launch<BlockShared>(b, [&](int64_t blk, BlockShared& sh) {
-    cuda_detail::verify_seq_block(static_cast<int>(blk), vb.target_logits, vb.draft_tokens, vb.draft_logits, k, v,
+    cuda_detail::verify_seq_block(static_cast<int>(blk), vb.target_logits, vb.draft_tokens, vb.draft_rows, k, v,
                                   vb.params, ts.data(), ds.data(), acc.data(), next.data(), sh);
   });
   RowScratch sc;

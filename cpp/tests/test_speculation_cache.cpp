@@ -11,8 +11,11 @@ using ssd::Speculation;
 using ssd::SpeculationCache;
 
 static Speculation sampled(std::vector<std::int32_t> toks, float tag = 0.f) {
+  auto rows = std::make_shared<std::vector<float>>(toks.size() * 4, tag);
+  ssd::Logits logits;
+  logits.data = rows->data(), logits.rows = static_cast<int64_t>(toks.size()), logits.vocab = 4, logits.owner = rows;
   Speculation s;
-  s.q = std::make_shared<std::vector<float>>(toks.size() * 4, tag);
+  for (size_t i = 0; i < toks.size(); ++i) s.q.push_back(ssd::LogitsRow{logits, static_cast<int64_t>(i)});
   s.tokens = std::move(toks);
   s.source = SpecSource::kJit;
   s.saguaro_f.assign(s.tokens.size(), 2);
@@ -53,7 +56,7 @@ SSD_TEST(hit_returns_entry_and_consumes_round) {
   std::optional<Speculation> r = cache.lookup(7, 0, 100);
   SSD_CHECK(r.has_value());
   SSD_CHECK(r->tokens == std::vector<std::int32_t>({1, 2, 3, 4}));
-  SSD_CHECK(r->q != nullptr && (*r->q)[0] == 0.5f);
+  SSD_CHECK(r->q.size() == 4 && r->q[0].data()[0] == 0.5f);
   SSD_CHECK(r->source == SpecSource::kCacheHit);
 
   // Consumed: the other keys are stale now, and inserts need a new round.
