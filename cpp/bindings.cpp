@@ -302,20 +302,29 @@ class PyModelRunner final : public ssd::ModelRunner {
     return py::array_t<int32_t>(static_cast<py::ssize_t>(v.size()), v.data());
   }
   // Zero-copy view of the returned tensor through DLPack; the owner keeps the tensor alive and
-  // releases it under the GIL from whichever thread drops the last reference.
+  // releases it under the GIL from whichever thread drops the last reference. A CUDA tensor stays on
+  // its device: the Logits name the device and torch's current stream there (where the runner's
+  // forward was queued), and verification / draft sampling run on that stream (logits_ops.h).
   ssd::Logits to_logits(py::object tensor, int32_t out_rows) const {
     py::object capsule = tensor.attr("__dlpack__")();
     TensorView v = view_of(capsule, side_ + " logits");
-    if (v.dtype != DType::kFloat32 || v.ndim() != 2 || !v.contiguous() || v.device != DeviceType::kCPU ||
-        v.shape[0] != out_rows || v.shape[1] != vocab_) {
+    const bool on_device = v.device == DeviceType::kCPU || v.device == DeviceType::kCUDA;
+    if (v.dtype != DType::kFloat32 || v.ndim() != 2 || !v.contiguous() || !on_device || v.shape[0] != out_rows ||
+        v.shape[1] != vocab_) {
       throw std::runtime_error("forward returned " + std::string(ssd::dtype_name(v.dtype)) + " " + ssd::shape_string(v.shape) +
-                               "; expected contiguous float32 CPU [" + std::to_string(out_rows) + ", " +
+                               "; expected contiguous float32 CPU or CUDA [" + std::to_string(out_rows) + ", " +
                                std::to_string(vocab_) + "]");
     }
     ssd::Logits out;
     out.data = static_cast<const float*>(v.data);
     out.rows = v.shape[0];
     out.vocab = v.shape[1];
+    out.device = v.device;
+    out.device_index = v.device_id;
+    if (v.device == DeviceType::kCUDA) {
+      const py::object stream = py::module_::import("torch").attr("cuda").attr("current_stream")(v.device_id);
+      out.stream = stream.attr("cuda_stream").cast<std::uintptr_t>();
+    }
     auto* keep = new py::object(py::make_tuple(tensor, capsule));
     out.owner = std::shared_ptr<void>(keep, [](void* p) {
       py::gil_scoped_acquire gil;
