@@ -12,12 +12,13 @@
 namespace ssd {
 namespace cuda_detail {
 
-__device__ inline bool uses_draft_rows(const float* draft_logits, const SeqVerifyParams& p) {
-  return draft_logits != nullptr && !p.onehot && p.target.temperature != 0.0f;
+// draft_rows: [B * K] pointers to the q row of each proposal (b * K + i), or null (every q one-hot).
+__device__ inline bool uses_draft_rows(const float* const* draft_rows, const SeqVerifyParams& p) {
+  return draft_rows != nullptr && !p.onehot && p.target.temperature != 0.0f;
 }
 
 // Block `block` of the row-statistics kernel: blocks [0, B*(K+1)) are target rows, then B*K draft rows.
-__device__ inline void verify_row_stats_block(int64_t block, const float* target_logits, const float* draft_logits,
+__device__ inline void verify_row_stats_block(int64_t block, const float* target_logits, const float* const* draft_rows,
                                               int32_t batch, int32_t k, int32_t vocab, const SeqVerifyParams* params,
                                               const int32_t* fanout, RowStats* target_stats, RowStats* draft_stats,
                                               BlockShared& sh) {
@@ -34,22 +35,22 @@ __device__ inline void verify_row_stats_block(int64_t block, const float* target
   r -= target_rows;
   const int b = static_cast<int>(r / k), i = static_cast<int>(r % k);
   const SeqVerifyParams p = params[b];
-  if (i >= p.draft_len || !uses_draft_rows(draft_logits, p)) return;
+  if (i >= p.draft_len || !uses_draft_rows(draft_rows, p)) return;
   SaguaroParams sg;
   sg.c = p.saguaro_c;
   sg.fanout = fanout ? fanout[r] : 0;
-  const RowStats s = block_row_stats(draft_logits + r * vocab, vocab, p.draft, sg, sh);
+  const RowStats s = block_row_stats(draft_rows[r], vocab, p.draft, sg, sh);
   if (threadIdx.x == 0) draft_stats[r] = s;
 }
 
 enum : int { kDecided = 0, kResidual = 1, kBonus = 2 };
 
 // Thread 0's ratio tests for sequence b (see verify_one in cpp/verifier.cpp).
-__device__ inline void ratio_tests(int b, const float* target_logits, const int64_t* tokens, const float* draft_logits,
+__device__ inline void ratio_tests(int b, const float* target_logits, const int64_t* tokens, const float* const* draft_rows,
                                    int32_t k, int32_t vocab, const SeqVerifyParams& p, const RowStats* target_stats,
                                    const RowStats* draft_stats, BlockShared& sh) {
   const bool greedy = p.target.temperature == 0.0f;
-  const bool draft_rows = uses_draft_rows(draft_logits, p);
+  const bool use_q = uses_draft_rows(draft_rows, p);
   const size_t trow0 = static_cast<size_t>(b) * (k + 1), drow0 = static_cast<size_t>(b) * k;
   int mode = kBonus, acc = p.draft_len, tok = -1;
   for (int i = 0; i < p.draft_len; ++i) {
@@ -70,7 +71,7 @@ __device__ inline void ratio_tests(int b, const float* target_logits, const int6
     }
     const double p_s = token_prob(ps, target_logits[(trow0 + i) * vocab + s], s);
     const double q_s =
-        draft_rows ? token_prob(draft_stats[drow0 + i], draft_logits[(drow0 + i) * vocab + s], s) : 1.0;
+        use_q ? token_prob(draft_stats[drow0 + i], draft_rows[drow0 + i][s], s) : 1.0;
     const double u = uniform01(p.seed, p.position + i, kPurposeAccept, 0);
     if (accept_proposal(u, p_s, q_s)) continue;
     mode = kResidual;
@@ -84,13 +85,13 @@ __device__ inline void ratio_tests(int b, const float* target_logits, const int6
 
 // Block b of the sequence kernel: ratio tests on thread 0, then the residual or bonus sample by the block.
 __device__ inline void verify_seq_block(int b, const float* target_logits, const int64_t* tokens,
-                                        const float* draft_logits, int32_t k, int32_t vocab,
+                                        const float* const* draft_rows, int32_t k, int32_t vocab,
                                         const SeqVerifyParams* params, const RowStats* target_stats,
                                         const RowStats* draft_stats, int64_t* accept_len, int64_t* next_token,
                                         BlockShared& sh) {
   const SeqVerifyParams p = params[b];
   if (threadIdx.x == 0)
-    ratio_tests(b, target_logits, tokens, draft_logits, k, vocab, p, target_stats, draft_stats, sh);
+    ratio_tests(b, target_logits, tokens, draft_rows, k, vocab, p, target_stats, draft_stats, sh);
   __syncthreads();
   const int mode = sh.seq_mode, i = sh.seq_accept;
   int32_t tok = sh.seq_token;
@@ -105,9 +106,9 @@ __device__ inline void verify_seq_block(int b, const float* target_logits, const
   } else if (mode == kResidual) {
     const int64_t s64 = tokens[drow];
     const int32_t s = (s64 >= 0 && s64 < vocab) ? static_cast<int32_t>(s64) : -1;
-    const bool use_q = uses_draft_rows(draft_logits, p) && s >= 0;
+    const bool use_q = uses_draft_rows(draft_rows, p) && s >= 0;
     const RowStats qs = use_q ? draft_stats[drow] : ps;
-    const float* qrow = use_q ? draft_logits + drow * vocab : prow;
+    const float* qrow = use_q ? draft_rows[drow] : prow;
     const double u = uniform01(p.seed, p.position + i, kPurposeResidual, 0);
     const auto r_weight = [&](int32_t t) {
       const double pt = token_prob(ps, prow[t], t);

@@ -8,8 +8,9 @@
 //            kernel 2, one block per sequence: the ratio tests (one thread), then the residual or bonus
 //            sample by the whole block.
 //   draft:   one block per row: RowStats with Saguaro, then the sample (and q' when asked).
-// Pointers in `batch`/`result` are device pointers EXCEPT batch.params and batch.saguaro_fanout, which are
-// host arrays copied into the workspace (stream-ordered). The workspace is device memory of at least
+// Pointers in `batch`/`result` are device pointers EXCEPT batch.params, batch.saguaro_fanout and the
+// batch.draft_rows array (host arrays copied into the workspace, stream-ordered; the row pointers in
+// draft_rows are device pointers, read in place by the kernels). The workspace is device memory of at least
 // *_workspace_bytes(); the caller allocates it (e.g. from torch's caching allocator) and keeps it alive
 // until the stream has run the kernels. Launches are asynchronous on `stream`; errors come back as a
 // non-empty message (never an exception). Out-of-range tokens never cause out-of-bounds reads (they are

@@ -132,7 +132,9 @@ void py_verify(const py::object& target_logits, const py::object& draft_tokens, 
   vb.vocab = static_cast<int32_t>(V);
   vb.target_logits = tl.ptr<float>();
   vb.draft_tokens = tok.ptr<int64_t>();
-  vb.draft_logits = draft_logits.is_none() ? nullptr : dl.ptr<float>();
+  std::vector<const float*> rows;  // proposal b * K + i reads row (b, i) of the dense draft_logits
+  for (int64_t r = 0; !draft_logits.is_none() && r < B * K; ++r) rows.push_back(dl.ptr<float>() + r * V);
+  vb.draft_rows = rows.empty() ? nullptr : rows.data();
   vb.saguaro_fanout = fan;
   vb.params = params.data();
   ssd::check_verify_params(vb);
@@ -300,20 +302,29 @@ class PyModelRunner final : public ssd::ModelRunner {
     return py::array_t<int32_t>(static_cast<py::ssize_t>(v.size()), v.data());
   }
   // Zero-copy view of the returned tensor through DLPack; the owner keeps the tensor alive and
-  // releases it under the GIL from whichever thread drops the last reference.
+  // releases it under the GIL from whichever thread drops the last reference. A CUDA tensor stays on
+  // its device: the Logits name the device and torch's current stream there (where the runner's
+  // forward was queued), and verification / draft sampling run on that stream (logits_ops.h).
   ssd::Logits to_logits(py::object tensor, int32_t out_rows) const {
     py::object capsule = tensor.attr("__dlpack__")();
     TensorView v = view_of(capsule, side_ + " logits");
-    if (v.dtype != DType::kFloat32 || v.ndim() != 2 || !v.contiguous() || v.device != DeviceType::kCPU ||
-        v.shape[0] != out_rows || v.shape[1] != vocab_) {
+    const bool on_device = v.device == DeviceType::kCPU || v.device == DeviceType::kCUDA;
+    if (v.dtype != DType::kFloat32 || v.ndim() != 2 || !v.contiguous() || !on_device || v.shape[0] != out_rows ||
+        v.shape[1] != vocab_) {
       throw std::runtime_error("forward returned " + std::string(ssd::dtype_name(v.dtype)) + " " + ssd::shape_string(v.shape) +
-                               "; expected contiguous float32 CPU [" + std::to_string(out_rows) + ", " +
+                               "; expected contiguous float32 CPU or CUDA [" + std::to_string(out_rows) + ", " +
                                std::to_string(vocab_) + "]");
     }
     ssd::Logits out;
     out.data = static_cast<const float*>(v.data);
     out.rows = v.shape[0];
     out.vocab = v.shape[1];
+    out.device = v.device;
+    out.device_index = v.device_id;
+    if (v.device == DeviceType::kCUDA) {
+      const py::object stream = py::module_::import("torch").attr("cuda").attr("current_stream")(v.device_id);
+      out.stream = stream.attr("cuda_stream").cast<std::uintptr_t>();
+    }
     auto* keep = new py::object(py::make_tuple(tensor, capsule));
     out.owner = std::shared_ptr<void>(keep, [](void* p) {
       py::gil_scoped_acquire gil;
@@ -398,6 +409,8 @@ py::dict snapshot_to_dict(const ssd::StatsSnapshot& s) {
   d["draft_hidden_fraction"] = s.draft_hidden_fraction;
   d["draft_overlap_ns"] = s.draft_overlap_ns;
   d["draft_windows"] = s.draft_windows;
+  d["worker_bytes"] = s.worker_bytes;
+  d["worker_bytes_per_round"] = s.worker_bytes_per_round;
   py::dict by_source;  // per proposal source: sequence-rounds and mean accepted drafted tokens
   for (int i = 0; i < ssd::kNumSpecSources; ++i)
     by_source[ssd::to_string(static_cast<ssd::SpecSource>(i))] =

@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor_view.h"
+
 namespace ssd {
 
 struct ForwardRequest {
@@ -51,20 +53,42 @@ struct ForwardRequest {
   }
 };
 
-// Float32 logits [rows, vocab], row-major and contiguous, in host memory. `owner` keeps the storage
-// alive (for a Python runner, the torch tensor behind a DLPack capsule); copies share it.
+// Float32 logits [rows, vocab], row-major and contiguous, on `device` (host memory for kCPU; memory of
+// CUDA device `device_index` for kCUDA, written by work queued on `stream`, a cudaStream_t, 0 = the
+// legacy default stream). `owner` keeps the storage alive (for a Python runner, the torch tensor behind
+// a DLPack capsule); copies share it. The workers never copy rows: verification and draft sampling run
+// where the rows are (logits_ops.h), and a speculation refers to its draft's rows (LogitsRow).
 struct Logits {
   const float* data = nullptr;
   int64_t rows = 0;
   int64_t vocab = 0;
   std::shared_ptr<void> owner;
+  DeviceType device = DeviceType::kCPU;
+  int device_index = 0;
+  std::uintptr_t stream = 0;
 
   const float* row(int64_t r) const { return data + r * vocab; }
+  bool same_device(const Logits& o) const { return device == o.device && device_index == o.device_index; }
+};
+
+// One row of some Logits, kept alive by its handle: e.g. the draft logits row a proposal was drawn from.
+struct LogitsRow {
+  Logits logits;
+  int64_t row = 0;
+
+  const float* data() const { return logits.row(row); }
 };
 
 // Thrown by a worker whose model produced an unusable logits row; the message names the position.
 struct NonFiniteLogits : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// What LogitsOps::find_bad reports for one row: bad_logit_column's answer, and the value found there
+// (read only when column < vocab).
+struct BadLogit {
+  int64_t column = -1;
+  float value = 0.0f;
 };
 
 // A usable logits row has no NaN, no +inf and at least one finite entry (-inf is a zero probability:
@@ -83,12 +107,13 @@ inline int64_t bad_logit_column(const float* row, int64_t n) {
   return n;
 }
 
-// "logits are not finite at position P (NaN at token c)" when the row is unusable, else "".
-inline std::string non_finite_message(const float* row, int64_t n, int64_t position) {
-  const int64_t c = bad_logit_column(row, n);
+// "logits are not finite at position P (NaN at token c)" when the row (of n entries) is unusable,
+// else "".
+inline std::string non_finite_message(const BadLogit& bad, int64_t n, int64_t position) {
+  const int64_t c = bad.column;
   if (c < 0) return "";
-  const std::string what =
-      c == n ? std::string("no finite entry") : (row[c] != row[c] ? "NaN" : "+inf") + std::string(" at token ") + std::to_string(c);
+  const std::string what = c == n ? std::string("no finite entry")
+                                  : (bad.value != bad.value ? "NaN" : "+inf") + std::string(" at token ") + std::to_string(c);
   return "logits are not finite at position " + std::to_string(position) + " (" + what + ")";
 }
 

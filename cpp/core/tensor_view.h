@@ -15,6 +15,9 @@ namespace ssd {
 
 enum class DType { kFloat32, kFloat16, kBFloat16, kFloat64, kInt32, kInt64, kUInt8, kBool, kOther };
 enum class DeviceType { kCPU, kCUDA, kOther };
+inline const char* to_string(DeviceType d) {
+  return d == DeviceType::kCPU ? "cpu" : d == DeviceType::kCUDA ? "cuda" : "other";
+}
 
 struct TensorView {
   void* data = nullptr;

@@ -8,8 +8,8 @@
 //                         (seed, position + i, ACCEPT). At the first rejection sample the recovery token
 //                         from norm(max(0, p_i - q'_i)) keyed (seed, position + i, RESIDUAL). If all n are
 //                         accepted sample the bonus from p_n keyed (seed, position + n, BONUS).
-//   q'_i is one-hot at s_i when the sequence is `onehot` or there are no draft logits; otherwise it is the
-//   draft logits row transformed with the draft sampling params and Saguaro (C, F_i) - exactly what
+//   q'_i is one-hot at s_i when the sequence is `onehot` or there are no draft rows; otherwise it is the
+//   draft logits row draft_rows[b * K + i] (read where it lies: the rows are never copied) transformed with the draft sampling params and Saguaro (C, F_i) - exactly what
 //   sample_draft_cpu() samples from. Rows past draft_len are never read.
 // Output: accept_len[b] in 0..n and next_token[b] (recovery or bonus). The CUDA kernels
 // (cuda/verify_kernels.h) take the same VerifyBatch and return identical results.
@@ -30,7 +30,9 @@ struct VerifyBatch {
   int32_t vocab = 0;                        // V
   const float* target_logits = nullptr;     // [B, K+1, V], row-major contiguous
   const int64_t* draft_tokens = nullptr;    // [B, K] (may be null when K == 0)
-  const float* draft_logits = nullptr;      // [B, K, V], or null: every sequence's q is one-hot
+  const float* const* draft_rows = nullptr; // [B * K] pointers to V-float q rows (proposal i of sequence b
+                                            // at b * K + i; entries never read may be null), or null:
+                                            // every sequence's q is one-hot
   const int32_t* saguaro_fanout = nullptr;  // [B, K] F_j per proposal, or null: all 0 (no Saguaro)
   const SeqVerifyParams* params = nullptr;  // [B]
 };
@@ -40,7 +42,8 @@ struct VerifyResult {
   int64_t* next_token = nullptr;  // [B]
 };
 
-// Checks sizes and per-sequence parameters (host memory); throws std::invalid_argument.
+// Checks sizes, per-sequence parameters and that every draft row verification reads is non-null (the
+// arrays here are host memory); throws std::invalid_argument.
 void check_verify_params(const VerifyBatch& batch);
 
 // Runs verification on host memory. Also checks that the verified tokens lie in [0, V).

@@ -11,19 +11,6 @@ namespace {
 
 double nonneg(double x) { return x > 0 ? x : 0.0; }  // also maps NaN to 0
 
-double phase_mean_ns(const StatsSnapshot& s, Phase p) {
-  const auto i = static_cast<std::size_t>(p);
-  if (i >= s.phase_count.size() || s.phase_count[i] == 0) return 0.0;
-  return static_cast<double>(s.phase_ns[i]) / static_cast<double>(s.phase_count[i]);
-}
-
-// Mean tokens per sequence-round (accepted + 1) for proposals made by `src`, and how many there were.
-void source_tokens(const StatsSnapshot& s, SpecSource src, double* tokens, std::int64_t* rounds) {
-  const auto i = static_cast<std::size_t>(src);
-  *rounds = i < s.source_rounds.size() ? static_cast<std::int64_t>(s.source_rounds[i]) : 0;
-  *tokens = *rounds > 0 ? s.source_mean_accepted[i] + 1.0 : 0.0;
-}
-
 }  // namespace
 
 double expected_speedup(double p_hit, double e_hit, double e_miss, double t_p, double t_b, int batch) {
@@ -67,7 +54,6 @@ void BackupChooser::observe(const RoundObservation& o) {
   const int misses = o.batch - o.hits;
   const int s = misses > 0 ? slot(o.backup) : -1;
   const double a = opts_.ew_alpha;
-  std::lock_guard<std::mutex> lk(m_);
   rounds_ += 1;
   p_hit_.add(static_cast<double>(o.hits) / o.batch, a);
   if (o.hits > 0) e_hit_.add(static_cast<double>(o.hit_tokens) / o.hits, a);
@@ -100,22 +86,12 @@ double BackupChooser::predicted_speedup(Backup b, int batch, const Estimates& e)
 }
 
 double BackupChooser::predicted_speedup(Backup b, int batch) const {
-  std::lock_guard<std::mutex> lk(m_);
-  return predicted_speedup(b, batch, estimates_locked());
+  return predicted_speedup(b, batch, estimates());
 }
 
-Backup BackupChooser::choose(int batch) {
-  std::lock_guard<std::mutex> lk(m_);
-  return decide_locked(batch, estimates_locked());
-}
+Backup BackupChooser::choose(int batch) { return decide(batch, estimates()); }
 
-Backup BackupChooser::choose(int batch, double verify_seconds, const StatsSnapshot& snapshot) {
-  const Estimates e = estimates_from(snapshot, verify_seconds);
-  std::lock_guard<std::mutex> lk(m_);
-  return decide_locked(batch, e);
-}
-
-Backup BackupChooser::decide_locked(int batch, const Estimates& e) {
+Backup BackupChooser::decide(int batch, const Estimates& e) {
   const Backup pri = prior(batch);
   const Backup other = pri == Backup::kJit ? Backup::kNgram : Backup::kJit;
   choices_ += 1;
@@ -137,11 +113,6 @@ Backup BackupChooser::decide_locked(int batch, const Estimates& e) {
 }
 
 BackupChooser::Estimates BackupChooser::estimates() const {
-  std::lock_guard<std::mutex> lk(m_);
-  return estimates_locked();
-}
-
-BackupChooser::Estimates BackupChooser::estimates_locked() const {
   Estimates e;
   e.rounds = rounds_;
   e.p_hit = p_hit_.value;
@@ -153,24 +124,6 @@ BackupChooser::Estimates BackupChooser::estimates_locked() const {
     e.e_backup[i] = e_backup_[i].value;
     e.t_backup_ns[i] = t_backup_[i].value;
   }
-  return e;
-}
-
-BackupChooser::Estimates BackupChooser::estimates_from(const StatsSnapshot& s, double verify_seconds) {
-  Estimates e;
-  e.rounds = static_cast<std::int64_t>(s.rounds);
-  e.p_hit = s.hit_rate;
-  std::int64_t n = 0;
-  source_tokens(s, SpecSource::kCacheHit, &e.e_hit, &n);
-  e.t_verify_ns = verify_seconds > 0 ? verify_seconds * 1e9 : phase_mean_ns(s, Phase::kTargetVerify);
-  e.t_prespec_ns = phase_mean_ns(s, Phase::kDraftPrespeculate);
-  if (e.t_prespec_ns == 0) {
-    e.t_prespec_ns = phase_mean_ns(s, Phase::kDraftGlue) + phase_mean_ns(s, Phase::kDraftTree);
-  }
-  source_tokens(s, SpecSource::kJit, &e.e_backup[0], &e.backup_samples[0]);
-  e.t_backup_ns[0] = phase_mean_ns(s, Phase::kDraftJit);
-  source_tokens(s, SpecSource::kNgram, &e.e_backup[1], &e.backup_samples[1]);
-  source_tokens(s, SpecSource::kNone, &e.e_backup[2], &e.backup_samples[2]);
   return e;
 }
 

@@ -10,13 +10,11 @@
 //     speedup = [p E_hit + (1-p) E_b] / [q max(1, T_p) + (1-q)(1 + T_b)],   q = p^B
 //
 // (q is the chance that the whole batch hit; for B = 1 this is exactly the paper's formula).
-// choose() returns the backup with the highest modelled speedup among jit, ngram and none. The terms
-// come from one of two sources:
-//   - online: observe(RoundObservation) once per round (exponentially weighted means; the first
-//     samples are plain averages), then choose(batch);
-//   - a Stats snapshot: choose(batch, verify_seconds, snapshot) reads hit rate, mean accepted tokens
-//     by SpecSource, and the kDraftPrespeculate / kDraftJit phase means (ngram time taken as 0);
-//     cumulative since the last Stats::reset(), so no observe() calls are needed.
+// choose(batch) returns the backup with the highest modelled speedup among jit, ngram and none. Its
+// terms are exponentially weighted means (the first samples are plain averages) of what the draft
+// worker observes once per round (observe(RoundObservation): the outcomes the target reported, the
+// verification time, and the draft's own pre-speculation and backup times); they never depend on
+// the engine's Stats, which a user may reset at any time.
 //
 // Before measurements exist it follows the paper's rule as a prior: jit when B <= auto_jit_max_batch,
 // else ngram. Warm-up: the prior until min_samples rounds were seen; then the prior backup until it
@@ -25,14 +23,13 @@
 // jit/ngram (when the best is none: the less-measured one) so its estimates stay fresh (0 disables).
 // choose() is deterministic (no randomness).
 //
-// Threads: all methods are internally synchronized (one mutex); any thread may call them.
+// Threads: not synchronized. The draft worker owns its chooser and is its only caller (it chooses the
+// backup for the misses it serves, on its own thread).
 #pragma once
 #include <array>
 #include <cstdint>
-#include <mutex>
 
 #include "engine_config.h"
-#include "stats.h"
 
 namespace ssd {
 
@@ -79,9 +76,6 @@ class BackupChooser {
   void observe(const RoundObservation& obs);
   // Backup for a round with misses at batch size `batch`: kJit, kNgram or kNone (never kAuto).
   Backup choose(int batch);
-  // Same, with the model's terms read from a Stats snapshot (see the header comment); verify_seconds
-  // > 0 overrides the snapshot's mean kTargetVerify time.
-  Backup choose(int batch, double verify_seconds, const StatsSnapshot& snapshot);
   // The paper's rule: kJit when batch <= auto_jit_max_batch, else kNgram.
   Backup prior(int batch) const;
   // Modelled speedup of backup b at this batch size with the online estimates (unmeasured terms use
@@ -90,7 +84,6 @@ class BackupChooser {
   static double predicted_speedup(Backup b, int batch, const Estimates& e);
 
   Estimates estimates() const;  // the online estimates
-  static Estimates estimates_from(const StatsSnapshot& snapshot, double verify_seconds);
 
  private:
   struct Mean {
@@ -99,12 +92,10 @@ class BackupChooser {
     void add(double x, double alpha);
   };
   static int slot(Backup b);  // jit 0, ngram 1, none 2
-  Estimates estimates_locked() const;
-  Backup decide_locked(int batch, const Estimates& e);
+  Backup decide(int batch, const Estimates& e);
 
   const int auto_jit_max_batch_;
   const BackupChooserOptions opts_;
-  mutable std::mutex m_;
   std::int64_t rounds_ = 0;
   std::int64_t choices_ = 0;
   Mean p_hit_, e_hit_, t_verify_, t_prespec_;

@@ -1,8 +1,6 @@
 // draft_tree.cpp: SSD pre-speculation (SSD_SPEC section 2.1): glue forward, fork, batched tree
 // decode and cache population. See draft_worker.h for the slot layout and invariants.
 #include <algorithm>
-#include <cstring>
-#include <numeric>
 
 #include "draft_worker.h"
 
@@ -17,24 +15,8 @@ struct Branch {
   int32_t c = 0;
   int32_t local = 0;     // branch index within its sequence (scratch slot block)
   int32_t first_pos = 0; // logical position of c
-  int32_t length = 0;    // tokens to draft
   Speculation spec;
 };
-
-// The `count` highest-logit tokens of a row (ties: lower id first), skipping `exclude`.
-std::vector<int32_t> top_tokens(const float* row, int64_t vocab, int32_t count, int32_t exclude) {
-  std::vector<int32_t> out;
-  if (count <= 0) return out;
-  std::vector<int32_t> ids(static_cast<size_t>(vocab));
-  std::iota(ids.begin(), ids.end(), 0);
-  auto better = [row](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
-  int64_t take = std::min<int64_t>(vocab, count + 1);
-  std::partial_sort(ids.begin(), ids.begin() + take, ids.end(), better);
-  for (int64_t i = 0; i < take && static_cast<int32_t>(out.size()) < count; ++i) {
-    if (ids[i] != exclude) out.push_back(ids[i]);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -63,26 +45,39 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
   }
   req.out_rows = out_rows;
   Logits glue = runner_->forward(req);
-  for (size_t b = 0; b < seqs.size(); ++b) {  // the fork ranks these rows: they must be usable
+  std::vector<int64_t> rows, positions;  // the fork ranks these rows: they must be usable
+  for (size_t b = 0; b < seqs.size(); ++b) {
     const int32_t pending = static_cast<int32_t>(seqs[b]->tokens.size()) - 1;
     const int32_t end = b + 1 < seqs.size() ? (*row0)[b + 1] : out_rows;
-    for (int32_t r = (*row0)[b]; r < end; ++r) check_finite(glue, r, pending + 1 + (r - (*row0)[b]));
+    for (int32_t r = (*row0)[b]; r < end; ++r) rows.push_back(r), positions.push_back(pending + 1 + (r - (*row0)[b]));
   }
+  check_rows_finite(ops_.on(glue), glue, rows, positions);
   return glue;
 }
 
 static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs, const Logits& glue,
-                                         const std::vector<int32_t>& row0, int32_t K) {
+                                         const std::vector<int32_t>& row0, int32_t K, LogitsOps& ops) {
+  std::vector<TopRequest> requests;  // (b, j) in order: the top-F_j tokens of g_j
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    const DraftSequence* s = seqs[b];
+    const auto& proposals = s->current.tokens;
+    const int32_t n = static_cast<int32_t>(proposals.size());
+    for (int32_t j = 0; j <= n; ++j) {
+      const int32_t f = j < n ? s->plan[j] : s->plan[K];
+      const int32_t exclude = j < n ? proposals[j] : -1;  // a rejected token has no residual mass
+      requests.push_back(TopRequest{row0[b] + j, f, exclude});
+    }
+  }
+  std::vector<std::vector<int32_t>> tops;
+  ops.top_tokens(glue, requests, &tops);
   std::vector<Branch> branches;
+  size_t q = 0;
   for (size_t b = 0; b < seqs.size(); ++b) {
     DraftSequence* s = seqs[b];
-    const auto& proposals = s->current.tokens;
-    int32_t n = static_cast<int32_t>(proposals.size());
+    const int32_t n = static_cast<int32_t>(s->current.tokens.size());
     int32_t local = 0;
     for (int32_t j = 0; j <= n; ++j) {
-      int32_t f = j < n ? s->plan[j] : s->plan[K];
-      int32_t exclude = j < n ? proposals[j] : -1;  // a rejected token has no residual mass
-      for (int32_t c : top_tokens(glue.row(row0[b] + j), glue.vocab, f, exclude)) {
+      for (int32_t c : tops[q++]) {
         Branch br;
         br.seq = s;
         br.j = j;
@@ -101,51 +96,28 @@ static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs
 void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Logits& glue,
                               const std::vector<int32_t>& row0) {
   ScopedTimer timer(stats_, Phase::kDraftTree);
-  const int64_t V = glue.vocab;
   const int32_t K = config_.K;
-  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K);
-  int32_t steps = 0;
-  for (Branch& br : branches) {
-    br.length = proposal_budget(*br.seq, br.j + 1);
-    br.spec.greedy = !needs_q(br.seq->params);
-    if (!br.spec.greedy) br.spec.q = std::make_shared<std::vector<float>>(static_cast<size_t>(br.length) * V);
-    steps = std::max(steps, br.length);
+  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K, ops_.on(glue));
+  std::vector<Decoding> decodings(branches.size());
+  for (size_t i = 0; i < branches.size(); ++i) {
+    Branch& br = branches[i];
+    decodings[i] = Decoding{br.seq, &br.spec, proposal_budget(*br.seq, br.j + 1), br.first_pos, &br.seq->plan, i};
   }
   const int32_t width = 2 * K + 1;
-  for (int32_t t = 0; t < steps; ++t) {
-    ForwardRequest req;
-    req.extra_width = width;
-    std::vector<DraftDraw> draws;
-    std::vector<Branch*> owner;
-    for (Branch& br : branches) {
-      if (t >= br.length) continue;
-      const DraftSequence& s = *br.seq;
-      int32_t prefix = static_cast<int32_t>(s.tokens.size()) - 1;  // slots before r
-      int32_t scratch0 = config_.max_context + br.local * K;
-      int32_t token = t == 0 ? br.c : br.spec.tokens[t - 1];
-      int32_t row = static_cast<int32_t>(draws.size());
-      req.add_row(token, br.first_pos + t, s.lane, scratch0 + t, row);
-      req.attend_len.push_back(prefix);
-      for (int32_t g = 0; g < width; ++g) {
-        int32_t slot = -1;
-        if (g <= br.j) slot = prefix + g;                                   // glue r, s_1..s_j
-        else if (g - br.j - 1 <= t) slot = scratch0 + (g - br.j - 1);       // own branch tokens
-        req.extra_slots.push_back(slot);
-      }
-      int32_t f = t < static_cast<int32_t>(s.plan.size()) ? s.plan[t] : 0;
-      draws.push_back({row, &s.params, br.first_pos + t + 1, f});
-      owner.push_back(&br);
+  const int32_t max_context = config_.max_context;
+  decode_steps(decodings, width, [&](Decoding& d, int32_t t, int32_t out_row, ForwardRequest* req) {
+    const Branch& br = branches[d.tag];
+    const int32_t prefix = static_cast<int32_t>(d.seq->tokens.size()) - 1;  // slots before r
+    const int32_t scratch0 = max_context + br.local * K;
+    req->add_row(t == 0 ? br.c : d.spec->tokens[t - 1], d.pos0 + t, d.seq->lane, scratch0 + t, out_row);
+    req->attend_len.push_back(prefix);
+    for (int32_t g = 0; g < width; ++g) {
+      int32_t slot = -1;
+      if (g <= br.j) slot = prefix + g;                              // glue r, s_1..s_j
+      else if (g - br.j - 1 <= t) slot = scratch0 + (g - br.j - 1);  // own branch tokens
+      req->extra_slots.push_back(slot);
     }
-    req.out_rows = static_cast<int32_t>(draws.size());
-    Logits logits = runner_->forward(req);
-    std::vector<int32_t> toks = draw(logits, draws);
-    for (size_t i = 0; i < owner.size(); ++i) {
-      Speculation& spec = owner[i]->spec;
-      spec.tokens.push_back(toks[i]);
-      spec.saguaro_f.push_back(draws[i].saguaro_f);
-      if (spec.q) std::memcpy(spec.q->data() + static_cast<size_t>(t) * V, logits.row(draws[i].row), sizeof(float) * V);
-    }
-  }
+  });
   for (DraftSequence* s : seqs) cache_.begin_round(s->id);
   for (Branch& br : branches) cache_.insert(br.seq->id, br.j, br.c, std::move(br.spec));
 }

@@ -10,9 +10,10 @@
 namespace ssd {
 
 DraftWorker::DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
-                         Channel<ToDraft>* inbox, Channel<ToTarget>* outbox)
+                         Channel<ToDraft>* inbox, Channel<ToTarget>* outbox, LogitsBackends ops)
     : config_(config),
       runner_(runner),
+      ops_(std::move(ops)),
       stats_(stats),
       inbox_(inbox),
       outbox_(outbox),
@@ -74,6 +75,7 @@ ToTarget DraftWorker::take_failures() {
 
 // One SSD round on the draft side (SSD_SPEC 2.1 and 6).
 void DraftWorker::round(ToDraft& msg) {
+  observe_round(msg);             // what the last round measured, for the backup chooser
   apply(msg);                     // joins, outcomes and leaves decided by the target
   for (int64_t id : failed_.failed) seqs_.erase(id), cache_.erase_sequence(id);  // joined, then failed
   ToTarget served = serve(msg);   // cache hit, else the backup, for every active sequence
@@ -108,6 +110,23 @@ void DraftWorker::warm(const ToDraft& msg) {
     s.kv = s.tokens;
   }
   if (req.out_rows > 0) runner_->forward(req);
+}
+
+// Feeds the backup chooser the round whose outcomes `msg` reports: hits and tokens by how each
+// sequence was served, the target's verification time, this worker's pre-speculation and backup times.
+void DraftWorker::observe_round(const ToDraft& msg) {
+  RoundObservation obs = last_round_;
+  last_round_ = RoundObservation{};
+  obs.verify_ns = msg.verify_seconds * 1e9;
+  for (const SeqOutcome& out : msg.outcomes) {
+    auto it = seqs_.find(out.seq_id);
+    if (it == seqs_.end()) continue;
+    const bool hit = it->second.current.source == SpecSource::kCacheHit;
+    obs.batch += 1;
+    obs.hits += hit ? 1 : 0;
+    (hit ? obs.hit_tokens : obs.backup_tokens) += out.accepted + 1;
+  }
+  chooser_.observe(obs);
 }
 
 void DraftWorker::apply(const ToDraft& msg) {
@@ -170,7 +189,7 @@ ToTarget DraftWorker::serve(const ToDraft& msg) {
       missed.push_back(&s);
     }
   }
-  serve_misses(order.size(), missed, msg.verify_seconds);
+  serve_misses(order.size(), missed);
   for (DraftSequence* s : order) out.specs.emplace_back(s->id, s->current);
   return out;
 }
@@ -187,8 +206,10 @@ void DraftWorker::prespeculate() {
   std::vector<int32_t> row0;
   Logits glue = glue_forward(seqs, &row0);
   tree_decode(seqs, glue, row0);
+  const int64_t ns = busy.stop();
   last_prespec_[0] = busy.start_ns();
-  last_prespec_[1] = busy.start_ns() + busy.stop();
+  last_prespec_[1] = busy.start_ns() + ns;
+  last_round_.prespec_ns = static_cast<double>(ns);
 }
 
 }  // namespace ssd

@@ -11,18 +11,24 @@
 // Invariants: DraftSequence::kv holds the tokens whose draft KV is valid in context slots
 // [0, kv.size()); it is always a prefix of tokens (decided tokens) or of tokens + the speculation
 // being verified. Branch KV lives in scratch slots [max_context, max_context + F*K) of the lane and
-// is never reused across rounds. Every proposal carries exactly the logits it was sampled from.
+// is never reused across rounds. Every proposal carries a handle to exactly the logits row it was
+// sampled from (LogitsRow), never a copy.
 //
 // Replies: exactly one ToTarget per regular ToDraft, with its round (messages.h). On a failure the
 // worker forgets every sequence it knows and lists them as failed: in the reply still owed for the
 // message at hand, else (a warm-up prefill, a pre-speculation after the reply went out) in the next
 // reply, which serves the sequences that joined since as usual.
 //
+// Backup `auto` (BackupChooser) and geometric fan-out (FanOutPlanner) learn from what the worker sees
+// each round: the outcomes the target reports with its verification time, and the worker's own
+// pre-speculation and backup times; never from Stats, which a user may reset.
+//
 // Threads: constructed and joined by the Engine; everything else runs on the worker thread. The only
 // inputs are the Channel<ToDraft>; the only outputs are the Channel<ToTarget> and Stats. start()
 // returns once the thread has run the runner's on_worker_start().
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <memory>
@@ -33,6 +39,7 @@
 #include "channel.h"
 #include "engine_config.h"
 #include "fan_out_planner.h"
+#include "logits_ops.h"
 #include "messages.h"
 #include "model_runner.h"
 #include "speculation_cache.h"
@@ -60,10 +67,25 @@ struct DraftDraw {
   int32_t saguaro_f = 0;
 };
 
+// One speculation drafted by DraftWorker::decode_steps: `length` tokens appended to *spec for *seq;
+// the token drawn at step t sits at logical position pos0 + t + 1 and is sampled with Saguaro
+// F = (*plan)[t] (0 past the plan). tag is the caller's (the tree's branch index).
+struct Decoding {
+  DraftSequence* seq = nullptr;
+  Speculation* spec = nullptr;
+  int32_t length = 0;
+  int32_t pos0 = 0;
+  const std::vector<int32_t>* plan = nullptr;
+  size_t tag = 0;
+};
+
+// Adds decoding d's forward rows for step t to req; the last one asks for logits row out_row.
+using StepRows = std::function<void(Decoding& d, int32_t t, int32_t out_row, ForwardRequest* req)>;
+
 class DraftWorker {
  public:
   DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
-              Channel<ToDraft>* inbox, Channel<ToTarget>* outbox);
+              Channel<ToDraft>* inbox, Channel<ToTarget>* outbox, LogitsBackends ops);
   ~DraftWorker();
   // Starts the thread and waits for on_worker_start(); returns its error ("" = started). After an
   // error the thread has ended.
@@ -76,19 +98,22 @@ class DraftWorker {
   void fail(const ToDraft& msg, const std::string& error, ErrorKind kind);
   ToTarget take_failures();
   void round(ToDraft& msg);
+  void observe_round(const ToDraft& msg);
   void apply(const ToDraft& msg);
   void warm(const ToDraft& msg);
   ToTarget serve(const ToDraft& msg);
   void prespeculate();
 
   // Backups and drafting (draft_backup.cpp).
-  void serve_misses(size_t batch, const std::vector<DraftSequence*>& missed, double verify_seconds);
-  Backup choose_backup(size_t batch, double verify_seconds);
+  void serve_misses(size_t batch, const std::vector<DraftSequence*>& missed);
+  Backup choose_backup(size_t batch);
   void draft_jit(const std::vector<DraftSequence*>& seqs, std::vector<Speculation>* out);
   Speculation draft_ngram(const DraftSequence& seq) const;
   int32_t proposal_budget(const DraftSequence& seq, int32_t extra_decided) const;
+
+  // The draft step loop and its sampler (draft_decode.cpp).
+  void decode_steps(std::vector<Decoding>& decodings, int32_t extra_width, const StepRows& rows);
   std::vector<int32_t> draw(const Logits& logits, const std::vector<DraftDraw>& draws) const;
-  static void check_finite(const Logits& logits, int64_t row, int32_t position);
 
   // Tree pre-speculation pieces (draft_tree.cpp).
   Logits glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0);
@@ -97,6 +122,7 @@ class DraftWorker {
 
   EngineConfig config_;
   ModelRunner* runner_;
+  LogitsBackends ops_;  // sampling, fork and checks run where the draft's logits are
   Stats* stats_;
   Channel<ToDraft>* inbox_;
   Channel<ToTarget>* outbox_;
@@ -105,6 +131,7 @@ class DraftWorker {
   BackupChooser chooser_;
   std::map<int64_t, DraftSequence> seqs_;
   int64_t last_prespec_[2] = {0, 0};  // the latest pre-speculation window, until a round reports it
+  RoundObservation last_round_;       // what this worker measured in its last round (backup, times)
   bool replied_ = false;              // the current message's reply has gone out
   ToTarget failed_;                   // failures since the last reply: failed, error, error_kind
   std::thread thread_;

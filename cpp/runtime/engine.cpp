@@ -17,7 +17,7 @@ ChannelSpin worker_spin(const EngineConfig& config) {
 }  // namespace
 
 Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-               std::vector<int32_t> eos_ids)
+               std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends)
     : config_(config),
       stats_(config.K),
       to_draft_(16, worker_spin(config)),
@@ -37,14 +37,14 @@ Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* dra
                                 "; both models must produce logits over the same vocabulary");
   }
   if (needs_draft) {
-    draft_ = std::make_unique<DraftWorker>(config_, draft, &stats_, &to_draft_, &from_draft_);
+    draft_ = std::make_unique<DraftWorker>(config_, draft, &stats_, &to_draft_, &from_draft_, backends());
     const std::string error = draft_->start();  // its thread has ended on an error
     if (!error.empty()) throw std::runtime_error(error);
   }
   target_ = std::make_unique<TargetWorker>(config_, target, &stats_, &scheduler_,
                                            needs_draft ? &to_draft_ : nullptr,
                                            needs_draft ? &from_draft_ : nullptr, &events_,
-                                           std::move(eos_ids));
+                                           std::move(eos_ids), backends());
   const std::string error = target_->start();
   if (!error.empty()) {  // stop the draft worker before the members it uses go away
     to_draft_.close();

@@ -18,6 +18,7 @@
 #include "channel.h"
 #include "draft_worker.h"
 #include "engine_config.h"
+#include "logits_ops.h"
 #include "messages.h"
 #include "model_runner.h"
 #include "scheduler.h"
@@ -28,8 +29,9 @@ namespace ssd {
 
 class Engine {
  public:
+  // backends: called once per worker, for the LogitsOps that run where each side's logits live.
   Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-         std::vector<int32_t> eos_ids);
+         std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends = built_in_logits_backends);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

@@ -116,14 +116,8 @@ std::vector<int> FanOutPlanner::plan() const {
     case FanOutMode::kUniform: return uniform_fan_out(K_, budget_);
     case FanOutMode::kGeometric: break;
   }
-  double a, r;
-  {
-    std::lock_guard<std::mutex> lk(m_);
-    if (observations_ < opts_.min_observations) return uniform_fan_out(K_, budget_);
-    a = acceptance_locked();
-    r = miss_exponent_locked();
-  }
-  return geometric_fan_out(K_, budget_, a, r);
+  if (observations_ < opts_.min_observations) return uniform_fan_out(K_, budget_);
+  return geometric_fan_out(K_, budget_, acceptance_estimate(), miss_exponent_estimate());
 }
 
 void FanOutPlanner::observe_accept(int accepted, int proposed) {
@@ -133,7 +127,6 @@ void FanOutPlanner::observe_accept(int accepted, int proposed) {
   }
   if (proposed == 0) return;
   const double keep = 1.0 - 1.0 / opts_.window;
-  std::lock_guard<std::mutex> lk(m_);
   accept_successes_ = keep * accept_successes_ + accepted;
   accept_trials_ = keep * accept_trials_ + accepted + (accepted < proposed ? 1 : 0);
   observations_ += 1;
@@ -145,7 +138,6 @@ void FanOutPlanner::observe_hit(int j, int f, bool hit) {
                                 std::to_string(j) + ", f=" + std::to_string(f) + ")");
   }
   if (f == 0) return;
-  std::lock_guard<std::mutex> lk(m_);
   HitBucket& b = hits_by_f_[f];
   b.n += 1;
   b.misses += hit ? 0 : 1;
@@ -160,27 +152,12 @@ void FanOutPlanner::observe_hit(int j, int f, bool hit) {
 }
 
 double FanOutPlanner::acceptance_estimate() const {
-  std::lock_guard<std::mutex> lk(m_);
-  return acceptance_locked();
-}
-
-double FanOutPlanner::miss_exponent_estimate() const {
-  std::lock_guard<std::mutex> lk(m_);
-  return miss_exponent_locked();
-}
-
-std::int64_t FanOutPlanner::observations() const {
-  std::lock_guard<std::mutex> lk(m_);
-  return observations_;
-}
-
-double FanOutPlanner::acceptance_locked() const {
   if (!(accept_trials_ > 0)) return 0.5;
   return std::clamp(accept_successes_ / accept_trials_, kMinA, kMaxA);
 }
 
 // Weighted least squares of y = log P(miss | f) on x = log f, weights = sample counts.
-double FanOutPlanner::miss_exponent_locked() const {
+double FanOutPlanner::miss_exponent_estimate() const {
   double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
   int points = 0;
   for (const auto& kv : hits_by_f_) {

@@ -26,12 +26,11 @@
 // Invariants: plan().size() == K+1, every entry >= 0; sum == budget in uniform/geometric mode, the
 // list's sum in list mode.
 //
-// Threads: all methods are internally synchronized (one mutex) and may be called from any thread;
-// typically the target side observes outcomes and the draft side plans.
+// Threads: not synchronized. The draft worker owns its planner and is its only caller: it observes
+// the outcomes the target reports and plans on the same thread.
 #pragma once
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <vector>
 
 #include "engine_config.h"
@@ -76,7 +75,7 @@ class FanOutPlanner {
 
   double acceptance_estimate() const;     // a, clamped to [0.05, 0.95]
   double miss_exponent_estimate() const;  // r
-  std::int64_t observations() const;      // observe_accept calls with proposed > 0
+  std::int64_t observations() const { return observations_; }  // observe_accept calls with proposed > 0
 
   int K() const { return K_; }
   FanOutMode mode() const { return mode_; }
@@ -87,8 +86,6 @@ class FanOutPlanner {
     double n = 0;
     double misses = 0;
   };
-  double acceptance_locked() const;
-  double miss_exponent_locked() const;
 
   const int K_;
   const int budget_;
@@ -96,7 +93,6 @@ class FanOutPlanner {
   const std::vector<int> list_;
   const FanOutPlannerOptions opts_;
 
-  mutable std::mutex m_;
   double accept_successes_ = 0;  // exponentially weighted
   double accept_trials_ = 0;
   std::int64_t observations_ = 0;

@@ -76,6 +76,26 @@ struct ToTarget {
   int64_t prespec_end_ns = 0;
 };
 
+// Bytes a message moves between the workers: the struct and the arrays it owns (token ids, accept
+// lengths, sequence ids, row handles, error text). A speculation's q rows are handles (LogitsRow) to
+// the draft's logits, read in place by verification, so no term grows with V.
+inline std::uint64_t wire_bytes(const ToDraft& m) {
+  std::uint64_t n = sizeof(ToDraft) + m.leaves.size() * sizeof(int64_t);
+  for (const DraftJoin& j : m.joins) {
+    n += sizeof(DraftJoin) + (j.tokens.size() + j.params.stop_token_ids.size()) * sizeof(int32_t);
+  }
+  for (const SeqOutcome& o : m.outcomes) n += sizeof(SeqOutcome) + o.decided.size() * sizeof(int32_t);
+  return n;
+}
+inline std::uint64_t wire_bytes(const ToTarget& m) {
+  std::uint64_t n = sizeof(ToTarget) + m.failed.size() * sizeof(int64_t) + m.error.size();
+  for (const auto& entry : m.specs) {
+    const Speculation& s = entry.second;
+    n += sizeof(entry) + (s.tokens.size() + s.saguaro_f.size()) * sizeof(int32_t) + s.q.size() * sizeof(LogitsRow);
+  }
+  return n;
+}
+
 // Per-request metrics, filled when a request finishes.
 struct RequestMetrics {
   int32_t prompt_tokens = 0;

@@ -118,6 +118,8 @@ Stats from_internal(const ssd::StatsSnapshot& s) {
   o.phase_count = s.phase_count;
   o.draft_overlap_ns = s.draft_overlap_ns;
   o.draft_windows = s.draft_windows;
+  o.worker_bytes = s.worker_bytes;
+  o.worker_bytes_per_round = s.worker_bytes_per_round;
   o.position_acceptance = s.position_acceptance;
   o.source_mean_accepted = s.source_mean_accepted;
   o.mean_accepted = s.mean_accepted;

@@ -4,29 +4,26 @@
 // sequence's pending token, plus the proposal distributions q_1..q_n they were drawn from, because
 // verification must use exactly those (SSD_SPEC section 1). A speculation is either
 //   - onehot = true: deterministic proposals (n-gram backup): q_i is the one-hot at tokens[i]; no rows;
-//   - onehot = false: sampled proposals. The draft logits rows they were sampled from (before the
-//     sampling transforms, which verification recomputes from the request's draft SamplingParams and
-//     saguaro_f) are located by ONE of
-//       q:                 an owned, immutable-once-published host buffer of n rows x V floats
-//                          (row i is tokens[i]'s), shared so messages stay cheap to copy; or
-//       q_block, q_row0:   an opaque handle into row buffers the engine owns (e.g. on a device):
-//                          rows q_row0 .. q_row0 + n - 1 of block q_block; q_block = -1 when unused.
+//   - onehot = false: sampled proposals. q[i] is a handle to the draft logits row tokens[i] was sampled
+//     from (before the sampling transforms, which verification recomputes from the request's draft
+//     SamplingParams and saguaro_f): the draft forward's own Logits, kept alive by its owner, plus the
+//     row index. The rows stay where the draft produced them (host or device) and are never copied:
+//     verification reads them in place (logits_ops.h).
 // saguaro_f[i] is the Saguaro top-set size F used when sampling tokens[i] (0 = no down-weighting);
 // empty means all 0. source records how the speculation was made.
 // An empty speculation (n = 0, e.g. backup "none") needs no rows whatever onehot says.
 //
 // Invariants (checked by valid(K)): tokens.size() <= K, tokens >= 0; saguaro_f empty or one per
-// token, each >= 0; when onehot: no q and q_block == -1; when sampled with n > 0: q non-null or
-// q_block >= 0 (with q_row0 >= 0), unless greedy (made for a temperature-0 request, whose
+// token, each >= 0; when onehot: no q; when sampled with n > 0: one q row per token, unless greedy (made for a temperature-0 request, whose
 // verification compares each token with the target's argmax and reads no q).
 //
 // Threads: a plain value type (moved or copied through Channels); no synchronization of its own. The
-// q buffer must not be written once the speculation is handed to another thread.
+// rows q refers to are never written after the forward that produced them returned.
 #pragma once
 #include <cstdint>
-#include <memory>
-#include <utility>
 #include <vector>
+
+#include "model_runner.h"
 
 namespace ssd {
 
@@ -53,16 +50,14 @@ inline const char* to_string(SpecSource s) {
 struct Speculation {
   std::vector<std::int32_t> tokens;         // proposed tokens s1..sn, n = 0..K
   bool onehot = false;                      // deterministic proposals (q_i one-hot at tokens[i])
-  std::shared_ptr<std::vector<float>> q;    // n x V draft logits rows (host), or null (onehot, greedy)
+  std::vector<LogitsRow> q;                 // per token: its draft logits row, or empty (onehot, greedy)
   bool greedy = false;                      // for a greedy request: the draft keeps no q (needs_q)
-  std::int32_t q_block = -1;                // engine-owned row block holding the rows, or -1
-  std::int32_t q_row0 = 0;                  // first row of tokens[0] in q_block
   std::vector<std::int32_t> saguaro_f;      // per token: Saguaro top-set size (empty = all 0)
   SpecSource source = SpecSource::kNone;
 
   std::size_t size() const { return tokens.size(); }
   bool empty() const { return tokens.empty(); }
-  bool has_rows() const { return q != nullptr || q_block >= 0; }
+  bool has_rows() const { return !q.empty(); }
 
   // The invariants above, for draft length K.
   bool valid(int K) const {
@@ -74,37 +69,9 @@ struct Speculation {
     for (std::int32_t f : saguaro_f) {
       if (f < 0) return false;
     }
-    if (q_row0 < 0) return false;
-    if (onehot) return q == nullptr && q_block == -1;
+    if (onehot) return q.empty();
+    if (has_rows() && q.size() != tokens.size()) return false;
     return tokens.empty() || greedy || has_rows();
-  }
-
-  // Deterministic proposals (e.g. n-gram), or an empty speculation.
-  static Speculation make_onehot(std::vector<std::int32_t> toks, SpecSource src) {
-    Speculation s;
-    s.tokens = std::move(toks);
-    s.onehot = true;
-    s.source = src;
-    return s;
-  }
-  // Sampled proposals whose rows live in an owned host buffer (n x V floats).
-  static Speculation make_sampled(std::vector<std::int32_t> toks, std::shared_ptr<std::vector<float>> rows,
-                                  SpecSource src) {
-    Speculation s;
-    s.tokens = std::move(toks);
-    s.q = std::move(rows);
-    s.source = src;
-    return s;
-  }
-  // Sampled proposals whose rows are q_row0.. of the engine-owned block `block`.
-  static Speculation make_sampled_in_block(std::vector<std::int32_t> toks, std::int32_t block,
-                                           std::int32_t row0, SpecSource src) {
-    Speculation s;
-    s.tokens = std::move(toks);
-    s.q_block = block;
-    s.q_row0 = row0;
-    s.source = src;
-    return s;
   }
 };
 

@@ -48,6 +48,7 @@ void fill_derived(StatsSnapshot& s) {
   // (glue, fork and tree, and the work between them), not just the glue and tree timers inside them.
   s.draft_busy_ns = s.phase_ns[int(Phase::kDraftPrespeculate)] + s.phase_ns[int(Phase::kDraftJit)];
   s.draft_hidden_fraction = ratio(double(s.draft_overlap_ns), double(s.draft_busy_ns));
+  s.worker_bytes_per_round = ratio(double(s.worker_bytes), double(s.rounds));
 }
 
 }  // namespace
@@ -59,7 +60,6 @@ const char* to_string(Phase p) {
     case Phase::kDraftTree: return "draft_tree";
     case Phase::kDraftJit: return "draft_jit";
     case Phase::kWaitForDraft: return "wait_for_draft";
-    case Phase::kHandoff: return "handoff";
     case Phase::kDraftPrespeculate: return "draft_prespeculate";
   }
   return "?";
@@ -132,6 +132,11 @@ void Stats::add_draft_window(std::int64_t ns) {
   std::lock_guard<std::mutex> lk(m_);
   s_.draft_overlap_ns += ns > 0 ? ns : 0;
   s_.draft_windows += 1;
+}
+
+void Stats::add_worker_bytes(std::uint64_t bytes) {
+  std::lock_guard<std::mutex> lk(m_);
+  s_.worker_bytes += bytes;
 }
 
 StatsSnapshot Stats::snapshot() const {

@@ -35,11 +35,10 @@ enum class Phase : int {
   kDraftTree,     // draft fork + tree decode + cache populate
   kDraftJit,      // draft just-in-time backup drafting (on the critical path)
   kWaitForDraft,  // target idle, waiting for the draft's speculations
-  kHandoff,       // passing speculations/outcomes between the workers
   kDraftPrespeculate,  // wall time of a whole pre-speculation (glue + fork + tree; contains
                        // kDraftGlue and kDraftTree); draft_busy_ns = this + kDraftJit
 };
-inline constexpr int kNumPhases = 7;
+inline constexpr int kNumPhases = 6;
 const char* to_string(Phase p);
 
 // Monotonic clock in nanoseconds (steady_clock), for timers and overlap computations.
@@ -72,6 +71,7 @@ struct StatsSnapshot {
   std::vector<std::uint64_t> phase_count;     // [kNumPhases] number of timed intervals
   std::int64_t draft_overlap_ns = 0;          // draft busy time overlapping target verification
   std::uint64_t draft_windows = 0;            // pre-speculation windows measured against a verification
+  std::uint64_t worker_bytes = 0;             // bytes the workers passed each other (wire_bytes, messages.h)
 
   // Derived (computed by snapshot(); 0 when the denominator is 0).
   std::vector<double> position_acceptance;    // [K] accepted / reached
@@ -82,6 +82,7 @@ struct StatsSnapshot {
   double hit_rate = 0;                        // hits / (hits + misses)
   std::int64_t draft_busy_ns = 0;             // pre-speculation windows + jit
   double draft_hidden_fraction = 0;           // draft_overlap_ns / draft_busy_ns
+  double worker_bytes_per_round = 0;          // worker_bytes / rounds
 };
 
 class Stats {
@@ -101,6 +102,7 @@ class Stats {
   void record_backup(Backup b, std::uint64_t sequences = 1);  // sequences served by backup b
   void add_phase_ns(Phase p, std::int64_t ns);          // one interval of ns (negative -> 0)
   void add_draft_window(std::int64_t overlap_ns);      // one window reported; its overlap_ns()
+  void add_worker_bytes(std::uint64_t bytes);          // a message between the workers
 
   StatsSnapshot snapshot() const;
   void reset();

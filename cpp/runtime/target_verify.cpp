@@ -1,6 +1,7 @@
 // target_verify.cpp: the target worker's forwards and decisions: prefill of new requests, the batched
 // verification forward, lossless acceptance (verifier.h) and commit. See target_worker.h.
-#include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "target_worker.h"
 #include "verifier.h"
@@ -9,11 +10,11 @@ namespace ssd {
 
 namespace {
 
-// Runs verify_cpu for `n` sequences whose target rows are `logits` as [n, k+1, V].
+// Verification of `n` sequences whose target rows are `logits` as [n, k+1, V].
 struct VerifyInputs {
   int32_t k = 0;
   std::vector<int64_t> tokens;       // [n, k]
-  std::vector<float> draft_logits;   // [n, k, V] or empty
+  std::vector<const float*> rows;    // [n, k] each proposal's draft row, in place; or empty
   std::vector<int32_t> fanout;       // [n, k]
   std::vector<SeqVerifyParams> params;
 };
@@ -29,7 +30,7 @@ SeqVerifyParams verify_params(const RequestParams& p, double saguaro_c, int64_t 
   return v;
 }
 
-void run_verify(const Logits& logits, VerifyInputs& in, std::vector<int64_t>* accept,
+void run_verify(LogitsOps& ops, const Logits& logits, VerifyInputs& in, std::vector<int64_t>* accept,
                 std::vector<int64_t>* next) {
   const int32_t n = static_cast<int32_t>(in.params.size());
   accept->assign(n, 0);
@@ -40,11 +41,26 @@ void run_verify(const Logits& logits, VerifyInputs& in, std::vector<int64_t>* ac
   batch.vocab = static_cast<int32_t>(logits.vocab);
   batch.target_logits = logits.data;
   batch.draft_tokens = in.k > 0 ? in.tokens.data() : nullptr;
-  batch.draft_logits = in.draft_logits.empty() ? nullptr : in.draft_logits.data();
+  batch.draft_rows = in.rows.empty() ? nullptr : in.rows.data();
   batch.saguaro_fanout = in.k > 0 ? in.fanout.data() : nullptr;
   batch.params = in.params.data();
   VerifyResult result{accept->data(), next->data()};
-  verify_cpu(batch, result, 1);
+  ops.verify(logits, batch, result);
+}
+
+// Points row b * K + i of in->rows at proposal i's draft row, where the draft left it. The rows must
+// be on the target logits' device (verification reads both in one place).
+void point_at_rows(const Logits& target, const Speculation& spec, size_t b, VerifyInputs* in) {
+  for (size_t i = 0; i < spec.q.size(); ++i) {
+    const Logits& q = spec.q[i].logits;
+    if (!q.same_device(target)) {
+      throw std::runtime_error("draft logits on " + std::string(to_string(q.device)) + ":" +
+                               std::to_string(q.device_index) + " but target logits on " +
+                               to_string(target.device) + ":" + std::to_string(target.device_index) +
+                               "; verification reads both on one device");
+    }
+    in->rows[b * in->k + i] = spec.q[i].data();
+  }
 }
 
 }  // namespace
@@ -79,12 +95,17 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
     for (const Request& r : requests) pending_.leaves.push_back(r.id);  // not yet told to the draft
     throw;
   }
+  LogitsOps& ops = ops_.on(logits);
   std::vector<int64_t> accept, next;
-  run_verify(logits, in, &accept, &next);
+  run_verify(ops, logits, in, &accept, &next);
+  std::vector<int64_t> rows(requests.size()), positions(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) rows[i] = i, positions[i] = active_[requests[i].id].seq.prompt_len;
+  std::vector<BadLogit> bad;
+  ops.find_bad(logits, rows, &bad);
   for (size_t i = 0; i < requests.size(); ++i) {
     ActiveSequence& a = active_[requests[i].id];
     const bool warmed = to_draft_ != nullptr;  // the draft knows it from the warm-up
-    if (fail_non_finite(logits, static_cast<int64_t>(i), 1, a.seq.id, a.seq.prompt_len)) {
+    if (fail_non_finite(logits, &bad[i], 1, a.seq.id, a.seq.prompt_len)) {
       if (warmed) msg->leaves.push_back(requests[i].id);
       continue;
     }
@@ -109,6 +130,7 @@ void TargetWorker::warm_draft(const std::vector<Request>& requests) {
     const ActiveSequence& a = active_.at(r.id);
     warm.joins.push_back(DraftJoin{a.seq.id, a.seq.lane, a.seq.tokens, a.seq.params});
   }
+  stats_->add_worker_bytes(wire_bytes(warm));
   to_draft_->push(std::move(warm));  // a closed channel fails the next exchange instead
 }
 
@@ -133,39 +155,46 @@ Logits TargetWorker::verify_forward(const ToTarget& specs) {
 
 void TargetWorker::decide(const Logits& logits, const ToTarget& specs, ToDraft* next_msg) {
   const int32_t K = config_.K;
-  const int64_t V = logits.vocab;
   const size_t B = specs.specs.size();
   VerifyInputs in;
   in.k = K;
   in.tokens.assign(B * K, 0);
   in.fanout.assign(B * K, 0);
   bool any_sampled = false;
-  for (const auto& entry : specs.specs) any_sampled |= !entry.second.onehot && entry.second.q;
-  if (any_sampled) in.draft_logits.assign(B * K * V, 0.0f);
+  for (const auto& entry : specs.specs) any_sampled |= !entry.second.onehot && entry.second.has_rows();
+  if (any_sampled) in.rows.assign(B * K, nullptr);
   for (size_t b = 0; b < B; ++b) {
     const Sequence& s = active_.at(specs.specs[b].first).seq;
     const Speculation& spec = specs.specs[b].second;
     SeqVerifyParams p = verify_params(s.params, config_.saguaro_c, s.pending_position() + 1);
     p.draft_len = static_cast<int32_t>(spec.tokens.size());
-    p.onehot = spec.onehot || !spec.q ? 1 : 0;
+    p.onehot = spec.onehot || !spec.has_rows() ? 1 : 0;
     in.params.push_back(p);
     for (int32_t i = 0; i < p.draft_len; ++i) {
       in.tokens[b * K + i] = spec.tokens[i];
       if (i < static_cast<int32_t>(spec.saguaro_f.size())) in.fanout[b * K + i] = spec.saguaro_f[i];
     }
-    if (!p.onehot) std::memcpy(&in.draft_logits[b * K * V], spec.q->data(), sizeof(float) * p.draft_len * V);
+    if (!p.onehot) point_at_rows(logits, spec, b, &in);
   }
+  LogitsOps& ops = ops_.on(logits);
   std::vector<int64_t> accept, next;
-  run_verify(logits, in, &accept, &next);
+  run_verify(ops, logits, in, &accept, &next);
+  std::vector<int64_t> rows, row0(B);  // every row verification may have used: [r, s_1..s_n]
+  for (size_t b = 0; b < B; ++b) {
+    row0[b] = static_cast<int64_t>(rows.size());
+    for (size_t i = 0; i <= specs.specs[b].second.tokens.size(); ++i) rows.push_back(static_cast<int64_t>(b) * (K + 1) + i);
+  }
+  std::vector<BadLogit> bad;
+  ops.find_bad(logits, rows, &bad);
   last_verify_[1] = now_ns();
   stats_->add_phase_ns(Phase::kTargetVerify, last_verify_[1] - last_verify_[0]);
+  next_msg->verify_seconds = (last_verify_[1] - last_verify_[0]) * 1e-9;
   stats_->record_round();
   for (size_t b = 0; b < B; ++b) {
     ActiveSequence& a = active_.at(specs.specs[b].first);
     const Speculation& spec = specs.specs[b].second;
     const int32_t used_rows = static_cast<int32_t>(spec.tokens.size()) + 1;
-    if (fail_non_finite(logits, static_cast<int64_t>(b) * (K + 1), used_rows, a.seq.id,
-                        a.seq.pending_position() + 1)) {
+    if (fail_non_finite(logits, &bad[row0[b]], used_rows, a.seq.id, a.seq.pending_position() + 1)) {
       next_msg->leaves.push_back(specs.specs[b].first);
       continue;
     }

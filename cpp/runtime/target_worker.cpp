@@ -13,9 +13,10 @@ namespace ssd {
 TargetWorker::TargetWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
                            Scheduler* scheduler, Channel<ToDraft>* to_draft,
                            Channel<ToTarget>* from_draft, Channel<OutputEvent>* events,
-                           std::vector<int32_t> eos_ids)
+                           std::vector<int32_t> eos_ids, LogitsBackends ops)
     : config_(config),
       runner_(runner),
+      ops_(std::move(ops)),
       stats_(stats),
       scheduler_(scheduler),
       to_draft_(to_draft),
@@ -102,12 +103,14 @@ ToTarget TargetWorker::exchange(ToDraft msg) {
   }
   msg.round = specs.round;
   ScopedTimer wait(stats_, Phase::kWaitForDraft);
+  const std::uint64_t sent = wire_bytes(msg);
   if (!to_draft_->push(std::move(msg)) || !from_draft_->pop(specs)) {
     specs.error = "the draft worker stopped";
     specs.error_kind = ErrorKind::kClosed;
     return specs;
   }
   wait.stop();
+  stats_->add_worker_bytes(sent + wire_bytes(specs));
   if (specs.round != round_) {  // one reply per message (messages.h): anything else is a bug
     specs.error = "draft protocol error: got the reply to round " + std::to_string(specs.round) +
                   " while waiting for round " + std::to_string(round_);
@@ -154,13 +157,13 @@ void TargetWorker::fail_all(const std::string& error, ErrorKind kind) {
   pending_.outcomes.clear();
 }
 
-// Fails sequence `id` when any of its `rows` logits rows from `row` on is unusable (NaN, +inf, or no
-// finite entry; see bad_logit_column): an error naming the side and the position the row predicts
-// (`position` is that of the first row).
-bool TargetWorker::fail_non_finite(const Logits& logits, int64_t row, int32_t rows, int64_t id,
+// Fails sequence `id` when any of its `rows` logits rows is unusable (bad[0..rows), from
+// LogitsOps::find_bad: NaN, +inf, or no finite entry): an error naming the side and the position the
+// row predicts (`position` is that of the first row).
+bool TargetWorker::fail_non_finite(const Logits& logits, const BadLogit* bad, int32_t rows, int64_t id,
                                    int32_t position) {
   for (int32_t i = 0; i < rows; ++i) {
-    std::string message = non_finite_message(logits.row(row + i), logits.vocab, position + i);
+    std::string message = non_finite_message(bad[i], logits.vocab, position + i);
     if (message.empty()) continue;
     finish(id, FinishReason::kError, "target " + message, ErrorKind::kNonFinite);
     return true;

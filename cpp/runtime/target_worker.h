@@ -7,6 +7,9 @@
 // sequences of that round (an error event each, naming the side) and the loop goes on. Logits rows
 // with NaN or +inf fail just their sequence (ErrorKind::kNonFinite, naming the side and position).
 //
+// Verification dispatches on the target logits' device (LogitsBackends) and reads each proposal's q
+// row in place, through the handle its Speculation carries: no row is copied between the workers.
+//
 // Invariants: Sequence::tokens.back() is the pending token and the target KV holds the rest at
 // slots == positions; every regular ToDraft sent gets exactly one ToTarget back, with the same round
 // (a reply for another round is a protocol error that fails the round); KV lanes are owned by active
@@ -24,6 +27,7 @@
 
 #include "channel.h"
 #include "engine_config.h"
+#include "logits_ops.h"
 #include "messages.h"
 #include "model_runner.h"
 #include "scheduler.h"
@@ -43,7 +47,7 @@ class TargetWorker {
  public:
   TargetWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats, Scheduler* scheduler,
                Channel<ToDraft>* to_draft, Channel<ToTarget>* from_draft,
-               Channel<OutputEvent>* events, std::vector<int32_t> eos_ids);
+               Channel<OutputEvent>* events, std::vector<int32_t> eos_ids, LogitsBackends ops);
   ~TargetWorker();
   // Starts the thread and waits for on_worker_start(); returns its error ("" = started). After an
   // error the thread has ended.
@@ -65,10 +69,11 @@ class TargetWorker {
   void finish(int64_t id, FinishReason reason, const std::string& error = "",
               ErrorKind kind = ErrorKind::kNone);
   void fail_all(const std::string& error, ErrorKind kind);
-  bool fail_non_finite(const Logits& logits, int64_t row, int32_t rows, int64_t id, int32_t position);
+  bool fail_non_finite(const Logits& logits, const BadLogit* bad, int32_t rows, int64_t id, int32_t position);
 
   EngineConfig config_;
   ModelRunner* runner_;
+  LogitsBackends ops_;  // verification and checks run where the target's logits are
   Stats* stats_;
   Scheduler* scheduler_;
   Channel<ToDraft>* to_draft_;     // null in ar mode

@@ -35,9 +35,7 @@ class RowCache {
   const float* target_row(int b, int i) const {
     return vb_.target_logits + (static_cast<size_t>(b) * (vb_.k + 1) + i) * vb_.vocab;
   }
-  const float* draft_row(int b, int i) const {
-    return vb_.draft_logits + (static_cast<size_t>(b) * vb_.k + i) * vb_.vocab;
-  }
+  const float* draft_row(int b, int i) const { return vb_.draft_rows[static_cast<size_t>(b) * vb_.k + i]; }
   // Lane sums of the bonus row (row draft_len) of sequence b, or null when not kept.
   const double* bonus_lanes(int b) const {
     return bonus_lanes_.empty() ? nullptr : &bonus_lanes_[static_cast<size_t>(b) * kLanes];
@@ -75,7 +73,7 @@ class RowCache {
 };
 
 bool uses_draft_rows(const VerifyBatch& vb, const SeqVerifyParams& p) {
-  return vb.draft_logits != nullptr && !p.onehot && p.target.temperature != 0.0f;
+  return vb.draft_rows != nullptr && !p.onehot && p.target.temperature != 0.0f;
 }
 
 void verify_one(const VerifyBatch& vb, int b, RowCache& cache, RowScratch& sc, const VerifyResult& out) {
@@ -128,6 +126,10 @@ void check_verify_params(const VerifyBatch& vb) {
     if (p.draft_len < 0 || p.draft_len > vb.k)
       throw std::invalid_argument(seq_field(b, "draft_len") + ": got " + std::to_string(p.draft_len) +
                                   "; allowed: 0.." + std::to_string(vb.k));
+    for (int i = 0; uses_draft_rows(vb, p) && i < p.draft_len; ++i)
+      if (vb.draft_rows[static_cast<size_t>(b) * vb.k + i] == nullptr)
+        throw std::invalid_argument(seq_field(b, "draft_rows") + "[" + std::to_string(i) + "]: null; allowed: "
+                                    "the q row proposal " + std::to_string(i) + " was sampled from");
     for (int i = 0; vb.saguaro_fanout && i < vb.k; ++i)
       if (vb.saguaro_fanout[static_cast<size_t>(b) * vb.k + i] < 0)
         throw std::invalid_argument(seq_field(b, "saguaro_fanout") + ": got " +

@@ -115,7 +115,9 @@ class Engine:
             self.last_output = tracker.out
 
     def stats(self) -> dict:
-        """Per-position acceptance and hit histograms, backup use, phase times, draft-hidden fraction."""
+        """Per-position acceptance and hit histograms, backup use, phase times, draft-hidden fraction,
+        and ``worker_bytes`` / ``worker_bytes_per_round``: what the target and draft workers passed each
+        other (token ids, accept lengths, row handles; never logits rows, so it does not grow with V)."""
         s = self._core.stats()
         s["backup_use"] = dict(zip(("auto", "jit", "ngram", "none"), s.pop("backup_counts")))
         with self._lock:  # requests that ended, by finish reason (those whose caller left included)

@@ -33,10 +33,9 @@ enum class Phase : int {
   kDraftTree,          // draft fork + tree decode + cache populate
   kDraftJit,           // draft just-in-time backup drafting (on the critical path)
   kWaitForDraft,       // target idle, waiting for the draft
-  kHandoff,            // passing speculations and outcomes between the workers
   kDraftPrespeculate,  // a whole pre-speculation (contains glue and tree)
 };
-inline constexpr int kNumPhases = 7;
+inline constexpr int kNumPhases = 6;
 
 // Names for printing ("auto", "cache_hit", "target_verify", ...); "?" when out of range.
 const char* to_string(Backup b) noexcept;
@@ -60,6 +59,7 @@ struct Stats {
   std::vector<std::uint64_t> phase_count;        // [kNumPhases] timed intervals
   std::int64_t draft_overlap_ns = 0;             // draft busy time overlapping target verification
   std::uint64_t draft_windows = 0;               // pre-speculation windows measured against a verify
+  std::uint64_t worker_bytes = 0;                // bytes the workers passed each other (ids, lengths, handles)
 
   // Derived (0 when the denominator is 0).
   std::vector<double> position_acceptance;       // [K] accepted / reached
@@ -70,6 +70,7 @@ struct Stats {
   double hit_rate = 0;                           // cache hits / lookups
   std::int64_t draft_busy_ns = 0;                // pre-speculation windows + jit
   double draft_hidden_fraction = 0;              // draft_overlap_ns / draft_busy_ns
+  double worker_bytes_per_round = 0;             // worker_bytes / rounds (does not grow with V)
 };
 
 }  // namespace ssdcore

@@ -160,55 +160,6 @@ SSD_TEST(periodic_exploration_refreshes_the_other_backup) {
   SSD_CHECK_EQ(counts[1], 10);
 }
 
-// The snapshot-fed path: the same decision from Stats counters instead of observe().
-static ssd::StatsSnapshot synthetic_stats(double jit_ms, int jit_accepted, int ngram_accepted) {
-  ssd::Stats st(4);
-  for (int i = 0; i < 100; ++i) {
-    st.record_round();
-    st.add_phase_ns(ssd::Phase::kTargetVerify, 1000000);
-    st.add_phase_ns(ssd::Phase::kDraftPrespeculate, 800000);
-    for (int s = 0; s < 3; ++s) {  // 3 hits, accept 3 of 4
-      st.record_lookup(3, true);
-      st.record_accept(3, 4, ssd::SpecSource::kCacheHit);
-    }
-    st.record_lookup(1, false);  // 1 miss per round, alternately served by jit and ngram
-    if (i % 2 == 0) {
-      st.add_phase_ns(ssd::Phase::kDraftJit, static_cast<std::int64_t>(jit_ms * 1e6));
-      st.record_accept(jit_accepted, 4, ssd::SpecSource::kJit);
-    } else {
-      st.record_accept(ngram_accepted, 4, ssd::SpecSource::kNgram);
-    }
-  }
-  return st.snapshot();
-}
-
-SSD_TEST(choice_from_stats_snapshot) {
-  ssd::BackupChooserOptions opts;
-  opts.explore_period = 0;
-  BackupChooser c(8, opts);
-  // Cheap, good jit: jit wins at batch 1.
-  auto good = synthetic_stats(0.3, 3, 0);
-  auto e = BackupChooser::estimates_from(good, 0.0);
-  SSD_CHECK_EQ(e.rounds, 100);
-  SSD_CHECK_NEAR(e.p_hit, 0.75, 1e-12);
-  SSD_CHECK_NEAR(e.e_hit, 4.0, 1e-12);
-  SSD_CHECK_NEAR(e.t_verify_ns, 1e6, 1e-6);
-  SSD_CHECK_NEAR(e.t_prespec_ns, 0.8e6, 1e-6);
-  SSD_CHECK_NEAR(e.t_backup_ns[0], 0.3e6, 1e-6);
-  SSD_CHECK_EQ(e.backup_samples[0], 50);
-  SSD_CHECK_NEAR(e.e_backup[1], 1.0, 1e-12);
-  SSD_CHECK(c.choose(1, 0.0, good) == Backup::kJit);
-  // A 2 ms verification (given explicitly) makes the same jit relatively cheaper still.
-  SSD_CHECK_NEAR(BackupChooser::estimates_from(good, 2e-3).t_verify_ns, 2e6, 1e-3);
-  // Slow jit at a large batch: ngram accepting 1 token per round beats it, and beats none.
-  auto slow = synthetic_stats(4.0, 3, 1);
-  SSD_CHECK(c.choose(32, 0.0, slow) == Backup::kNgram);
-  // Too few rounds in the snapshot: the prior.
-  ssd::Stats empty(4);
-  SSD_CHECK(c.choose(32, 0.0, empty.snapshot()) == Backup::kNgram);
-  SSD_CHECK(c.choose(2, 0.0, empty.snapshot()) == Backup::kJit);
-}
-
 SSD_TEST(bad_inputs) {
   BackupChooser c(8);
   SSD_CHECK_THROWS(c.predicted_speedup(Backup::kAuto, 1));

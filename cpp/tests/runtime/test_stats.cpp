@@ -100,13 +100,13 @@ SSD_TEST(reset_clears_everything) {
   Stats st(2);
   st.record_accept(1, 2, SpecSource::kJit);
   st.record_lookup(1, true);
-  st.add_phase_ns(Phase::kHandoff, 5);
+  st.add_phase_ns(Phase::kWaitForDraft, 5);
   st.reset();
   auto s = st.snapshot();
   SSD_CHECK_EQ(s.sequence_rounds, 0u);
   SSD_CHECK_EQ(s.accept_hist[1], 0u);
   SSD_CHECK_EQ(s.cache_hits[1], 0u);
-  SSD_CHECK_EQ(s.phase_ns[int(Phase::kHandoff)], 0);
+  SSD_CHECK_EQ(s.phase_ns[int(Phase::kWaitForDraft)], 0);
   SSD_CHECK_EQ(s.K, 2);
 }
 

@@ -6,13 +6,16 @@
 // generation and the real memory model are checked by tests/test_verify_cuda.py where a GPU exists.
 #include "cuda_emulation.h"  // must come first: defines __device__, threadIdx, __syncthreads, ...
 #include "verify_blocks.cuh"
+#include "logits_scan_blocks.cuh"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "check.h"
+#include "cpu_logits_ops.h"
 #include "distribution.h"
 #include "draft_sampler.h"
 #include "verifier.h"
@@ -31,6 +34,8 @@ constexpr int kCases = 24;
 struct Problem {
   int b = 0, k = 0, v = 0;
   std::vector<float> target, draft;  // draft empty: no draft logits
+  std::vector<float> scattered;      // the draft rows again, in a shuffled order
+  std::vector<const float*> rows;    // [b * k] row r of draft, as it lies in scattered
   std::vector<int64_t> tokens;
   std::vector<int32_t> fanout;       // empty: none
   std::vector<SeqVerifyParams> params;
@@ -111,6 +116,16 @@ Problem random_problem(std::mt19937_64& rng, int b, int k, int v) {
       dp[r].position = p.position + static_cast<int64_t>(r % k);
     }
     sample_draft_cpu(DraftBatch{b * k, v, pr.draft.data(), dp.data()}, DraftResult{pr.tokens.data(), nullptr}, 1);
+    // Verification reads each proposal's row through a pointer: lay the rows out of order.
+    std::vector<size_t> perm(dp.size());
+    for (size_t r = 0; r < perm.size(); ++r) perm[r] = r;
+    std::shuffle(perm.begin(), perm.end(), rng);
+    pr.scattered.resize(pr.draft.size());
+    pr.rows.resize(perm.size());
+    for (size_t r = 0; r < perm.size(); ++r) {
+      std::copy_n(&pr.draft[r * v], v, &pr.scattered[perm[r] * v]);
+      pr.rows[r] = &pr.scattered[perm[r] * v];
+    }
   }
   return pr;
 }
@@ -122,7 +137,7 @@ VerifyBatch batch_of(const Problem& pr) {
   vb.vocab = pr.v;
   vb.target_logits = pr.target.data();
   vb.draft_tokens = pr.tokens.data();
-  vb.draft_logits = pr.draft.empty() ? nullptr : pr.draft.data();
+  vb.draft_rows = pr.rows.empty() ? nullptr : pr.rows.data();
   vb.saguaro_fanout = pr.fanout.empty() ? nullptr : pr.fanout.data();
   vb.params = pr.params.data();
   return vb;
@@ -136,11 +151,11 @@ void check_problem(const Problem& pr) {
   std::vector<RowStats> ts(static_cast<size_t>(b) * (k + 1)), ds(static_cast<size_t>(std::max(1, b * k)));
   std::vector<int64_t> acc(b, -7), next(b, -7);
   emu::launch<BlockShared>(static_cast<int64_t>(b) * (2 * k + 1), [&](int64_t blk, BlockShared& sh) {
-    cuda_detail::verify_row_stats_block(blk, vb.target_logits, vb.draft_logits, b, k, v, vb.params,
+    cuda_detail::verify_row_stats_block(blk, vb.target_logits, vb.draft_rows, b, k, v, vb.params,
                                         vb.saguaro_fanout, ts.data(), ds.data(), sh);
   });
   emu::launch<BlockShared>(b, [&](int64_t blk, BlockShared& sh) {
-    cuda_detail::verify_seq_block(static_cast<int>(blk), vb.target_logits, vb.draft_tokens, vb.draft_logits, k, v,
+    cuda_detail::verify_seq_block(static_cast<int>(blk), vb.target_logits, vb.draft_tokens, vb.draft_rows, k, v,
                                   vb.params, ts.data(), ds.data(), acc.data(), next.data(), sh);
   });
   RowScratch sc;
@@ -220,6 +235,56 @@ SSD_TEST(emulated_draft_kernel_matches_the_cpu_reference) {
     for (int r = 0; r < n; ++r) SSD_CHECK_EQ(tok[r], ctok[r]);
     SSD_CHECK(std::memcmp(probs.data(), cprobs.data(), probs.size() * sizeof(float)) == 0);
   }
+}
+
+SSD_TEST(emulated_fork_top_tokens_match_the_cpu_reference) {
+  std::mt19937_64 rng(5);
+  for (int c = 0; c < kCases / 2; ++c) {
+    const int v = pick(rng, {1, 3, 40, 300, 700});
+    const int n = 4;
+    std::vector<float> logits = random_logits(rng, static_cast<size_t>(n) * v, v, 2.0f, c % 2 == 1);
+    Logits l;
+    l.data = logits.data(), l.rows = n, l.vocab = v;
+    std::vector<TopRequest> reqs;
+    for (int r = 0; r < n; ++r) reqs.push_back(TopRequest{r, pick(rng, {0, 1, 3, 8}), pick(rng, {-1, 0, 2})});
+    std::vector<std::vector<int32_t>> want;
+    CpuLogitsOps().top_tokens(l, reqs, &want);
+    for (int r = 0; r < n; ++r) {
+      std::vector<int32_t> out(static_cast<size_t>(reqs[r].count) + 1, -7);
+      int got = -1;
+      emu::launch<BlockShared>(1, [&](int64_t, BlockShared& sh) {
+        const int m = cuda_detail::top_tokens_block(l.row(r), v, reqs[r].count, reqs[r].exclude, out.data(), sh);
+        if (threadIdx.x == 0) got = m;
+      });
+      SSD_CHECK(std::vector<int32_t>(out.begin(), out.begin() + std::max(got, 0)) == want[r]);
+    }
+  }
+}
+
+SSD_TEST(emulated_finite_check_matches_the_cpu_reference) {
+  const float inf = INFINITY;
+  const std::vector<std::vector<float>> rows = {
+      {0.5f, -1.0f, 2.0f}, {-inf, -inf, -inf}, {1.0f, NAN, inf}, {-inf, inf, NAN}, {-inf, 0.0f, -inf}};
+  for (const std::vector<float>& row : rows) {
+    int64_t column = -9;
+    float value = 0.0f;
+    emu::launch<BlockShared>(1, [&](int64_t, BlockShared& sh) {
+      cuda_detail::find_bad_block(row.data(), static_cast<int32_t>(row.size()), &column, &value, sh);
+    });
+    const int64_t want = bad_logit_column(row.data(), static_cast<int64_t>(row.size()));
+    SSD_CHECK_EQ(column, want);
+    if (want >= 0 && want < static_cast<int64_t>(row.size()))
+      SSD_CHECK(std::memcmp(&value, &row[want], sizeof(float)) == 0);
+  }
+  std::vector<float> wide(1000, -inf);  // past one lane: the first bad column wins across threads
+  wide[777] = NAN, wide[513] = inf, wide[900] = 1.0f;
+  int64_t column = -9;
+  float value = 0.0f;
+  emu::launch<BlockShared>(1, [&](int64_t, BlockShared& sh) {
+    cuda_detail::find_bad_block(wide.data(), 1000, &column, &value, sh);
+  });
+  SSD_CHECK_EQ(column, 513);
+  SSD_CHECK(value == inf);
 }
 
 int main() {

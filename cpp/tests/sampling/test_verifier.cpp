@@ -22,6 +22,13 @@ constexpr float kNegInf = -INFINITY;
 std::pair<int64_t, int64_t> res(int64_t accept_len, int64_t next_token) { return {accept_len, next_token}; }
 
 // One-sequence batch helper; rows are V=4 logits.
+// Pointers to the rows of a dense [n, V] buffer (VerifyBatch::draft_rows); empty when dense is.
+std::vector<const float*> row_ptrs(const std::vector<float>& dense, int64_t V) {
+  std::vector<const float*> rows;
+  for (size_t r = 0; r * V < dense.size(); ++r) rows.push_back(dense.data() + r * V);
+  return rows;
+}
+
 struct Case {
   int k = 0;
   std::vector<float> target;  // (k+1)*4
@@ -43,7 +50,8 @@ struct Case {
     vb.vocab = 4;
     vb.target_logits = target.data();
     vb.draft_tokens = tokens.data();
-    vb.draft_logits = draft.empty() ? nullptr : draft.data();
+    const std::vector<const float*> rows = row_ptrs(draft, 4);
+    vb.draft_rows = rows.empty() ? nullptr : rows.data();
     vb.saguaro_fanout = fanout.empty() ? nullptr : fanout.data();
     vb.params = &p;
     int64_t acc = -1, next = -1;
@@ -299,7 +307,8 @@ SSD_TEST(results_do_not_depend_on_batch_composition) {
   vb.vocab = V;
   vb.target_logits = target.data();
   vb.draft_tokens = tokens.data();
-  vb.draft_logits = draft.data();
+  const std::vector<const float*> rows = row_ptrs(draft, V);
+  vb.draft_rows = rows.data();
   vb.params = params.data();
   int64_t acc[3], next[3];
   verify_cpu(vb, VerifyResult{acc, next}, 2);
@@ -307,7 +316,7 @@ SSD_TEST(results_do_not_depend_on_batch_composition) {
     VerifyBatch one = vb;
     one.batch = 1;
     one.target_logits += b * (K + 1) * V;
-    one.draft_logits += b * K * V;
+    one.draft_rows += b * K;
     one.draft_tokens += b * K;
     one.params += b;
     int64_t a1, n1;
@@ -374,7 +383,8 @@ SSD_TEST(threaded_results_equal_single_threaded) {
     vb.vocab = v;
     vb.target_logits = target.data();
     vb.draft_tokens = tok1.data();
-    vb.draft_logits = draft.data();
+    const std::vector<const float*> rows = row_ptrs(draft, v);
+    vb.draft_rows = rows.data();
     vb.params = params.data();
     std::vector<int64_t> a1(b), n1(b), a4(b), n4(b);
     verify_cpu(vb, VerifyResult{a1.data(), n1.data()}, 1);

@@ -1,0 +1,74 @@
+// draft_decode.cpp: the draft's step loop, shared by jit drafting (draft_backup.cpp) and the SSD tree
+// decode (draft_tree.cpp), and the draft sampler glue. See draft_worker.h.
+#include <algorithm>
+#include <stdexcept>
+
+#include "draft_worker.h"
+
+namespace ssd {
+
+// Step t forwards one row per decoding that still drafts (its earlier rows, if any, come first: see
+// StepRows), draws each decoding's next token from its logits row and appends the token, its Saguaro F
+// and the row it was drawn from to the decoding's speculation.
+void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_width, const StepRows& rows) {
+  int32_t steps = 0;
+  for (Decoding& d : decodings) {
+    steps = std::max(steps, d.length);
+    d.spec->greedy = !needs_q(d.seq->params);
+  }
+  for (int32_t t = 0; t < steps; ++t) {
+    ForwardRequest req;
+    req.extra_width = extra_width;
+    std::vector<DraftDraw> draws;
+    std::vector<Decoding*> owner;
+    for (Decoding& d : decodings) {
+      if (t >= d.length) continue;
+      const int32_t row = static_cast<int32_t>(draws.size());
+      rows(d, t, row, &req);
+      const int32_t f = t < static_cast<int32_t>(d.plan->size()) ? (*d.plan)[t] : 0;
+      draws.push_back({row, &d.seq->params, d.pos0 + t + 1, f});
+      owner.push_back(&d);
+    }
+    req.out_rows = static_cast<int32_t>(draws.size());
+    Logits logits = runner_->forward(req);
+    std::vector<int32_t> toks = draw(logits, draws);
+    for (size_t i = 0; i < owner.size(); ++i) {
+      Speculation& spec = *owner[i]->spec;
+      spec.tokens.push_back(toks[i]);
+      spec.saguaro_f.push_back(draws[i].saguaro_f);
+      if (!spec.greedy) spec.q.push_back(LogitsRow{logits, draws[i].row});  // a handle, not a copy
+    }
+  }
+}
+
+// Samples one token per draw with the request's sampling parameters and Saguaro (C, F): exactly the
+// q' that verification will recompute from the same row. Draw i reads logits row i (decode_steps
+// requests its logits rows in draw order), so the rows are used in place, on their device.
+std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<DraftDraw>& draws) const {
+  LogitsOps& ops = ops_.on(logits);
+  std::vector<DraftRowParams> params(draws.size());
+  std::vector<int64_t> rows(draws.size()), positions(draws.size());
+  for (size_t i = 0; i < draws.size(); ++i) {
+    if (draws[i].row != static_cast<int64_t>(i)) throw std::logic_error("DraftWorker::draw: rows out of order");
+    rows[i] = draws[i].row, positions[i] = draws[i].position;
+  }
+  check_rows_finite(ops, logits, rows, positions);
+  for (size_t i = 0; i < draws.size(); ++i) {
+    const RequestParams& rp = *draws[i].params;
+    params[i].sampling = to_sampling_params(rp);
+    params[i].saguaro.c = static_cast<float>(config_.saguaro_c);
+    params[i].saguaro.fanout = draws[i].saguaro_f;
+    params[i].seed = rp.seed;
+    params[i].position = draws[i].position;
+  }
+  std::vector<int64_t> tokens(draws.size());
+  DraftBatch batch;
+  batch.rows = static_cast<int32_t>(draws.size());
+  batch.vocab = static_cast<int32_t>(logits.vocab);
+  batch.logits = logits.data;
+  batch.params = params.data();
+  ops.sample_draft(logits, batch, tokens.data());
+  return std::vector<int32_t>(tokens.begin(), tokens.end());
+}
+
+}  // namespace ssd

@@ -1,0 +1,77 @@
+// logits_scan_blocks.cuh: block bodies (256 threads) of the two small scans the workers run on device
+// logits besides verification and sampling: the fork's top-F tokens of a row, and the usability check
+// of a row. Twins of CpuLogitsOps::top_tokens and bad_logit_column (cpp/cpu_logits_ops.cpp,
+// cpp/model_runner.h), with identical results; cpp/tests/test_kernel_emulation.cpp runs these bodies
+// on the CPU and compares. Every function is called by all threads of a block with the same arguments.
+#pragma once
+
+#include <cstdint>
+
+#include "block_row_stats.cuh"
+
+namespace ssd {
+namespace cuda_detail {
+
+// Max of v over the block, returned to every thread.
+__device__ inline unsigned long long block_max_u64(unsigned long long v, BlockShared& sh) {
+  for (int off = 16; off > 0; off >>= 1) {
+    const unsigned long long o = __shfl_down_sync(0xFFFFFFFFu, v, off);
+    v = o > v ? o : v;
+  }
+  if ((threadIdx.x & 31) == 0) sh.u.keys[threadIdx.x >> 5] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned long long m = sh.u.keys[0];
+    for (int w = 1; w < kWarps; ++w) m = sh.u.keys[w] > m ? sh.u.keys[w] : m;
+    sh.sel_key = m;
+  }
+  __syncthreads();
+  const unsigned long long result = sh.sel_key;
+  __syncthreads();
+  return result;
+}
+
+// The `count` first tokens of row in the token order (logit desc, id asc), skipping `exclude` (-1:
+// none), written to out[0..n); returns n (fewer than count only when the row has too few tokens).
+__device__ inline int top_tokens_block(const float* row, int32_t vocab, int32_t count, int32_t exclude, int32_t* out,
+                                       BlockShared& sh) {
+  int n = 0;
+  for (; n < count; ++n) {
+    unsigned long long best = 0;  // no token has key 0
+    for (int32_t t = threadIdx.x; t < vocab; t += kThreads) {
+      bool taken = t == exclude;
+      for (int i = 0; i < n; ++i) taken |= out[i] == t;
+      const unsigned long long k = taken ? 0ull : token_key(row[t], t);
+      best = k > best ? k : best;
+    }
+    best = block_max_u64(best, sh);
+    if (best == 0) break;
+    if (threadIdx.x == 0) out[n] = key_index(best);
+    __syncthreads();
+  }
+  return n;
+}
+
+// bad_logit_column(row, vocab) for the block: the first NaN / +inf column, vocab when every entry is
+// -inf, -1 when the row is usable; *value = row[column] when column < vocab (thread 0 writes both).
+__device__ inline void find_bad_block(const float* row, int32_t vocab, int64_t* column, float* value, BlockShared& sh) {
+  const float inf = bits_float(0x7F800000u);
+  unsigned long long first_bad = 0, any_finite = 0;  // first_bad: max of (2^32 - c) over bad c
+  for (int32_t c = threadIdx.x; c < vocab; c += kThreads) {
+    const float x = row[c];
+    if (!(x < inf)) {
+      const unsigned long long k = 0x100000000ull - static_cast<unsigned long long>(c);
+      first_bad = k > first_bad ? k : first_bad;
+    }
+    if (x > -inf) any_finite = 1;
+  }
+  first_bad = block_max_u64(first_bad, sh);
+  any_finite = block_max_u64(any_finite, sh);
+  if (threadIdx.x != 0) return;
+  int64_t c = first_bad != 0 ? static_cast<int64_t>(0x100000000ull - first_bad) : (any_finite ? -1 : vocab);
+  *column = c;
+  *value = c >= 0 && c < vocab ? row[c] : 0.0f;
+}
+
+}  // namespace cuda_detail
+}  // namespace ssd
