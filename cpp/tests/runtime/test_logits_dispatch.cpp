@@ -157,8 +157,9 @@ SSD_TEST(worker_bytes_per_round_does_not_grow_with_vocab) {
   Run small = run(64, 1, &a, &cpu), large = run(4096, 1, &b, &cpu);
   SSD_CHECK(small.stats.rounds > 0 && small.stats.worker_bytes > 0);
   SSD_CHECK_EQ(small.stats.rounds, large.stats.rounds);
-  SSD_CHECK_EQ(small.stats.worker_bytes, large.stats.worker_bytes);
-  SSD_CHECK_EQ(small.stats.worker_bytes_per_round, large.stats.worker_bytes_per_round);
+  // Not equal bytes: what crosses also depends on timing (whether a warm-up's reply or a
+  // pre-speculation came first), never on V. A dense q would add a row of V floats per proposal.
+  SSD_CHECK(large.stats.worker_bytes_per_round < small.stats.worker_bytes_per_round + 4096 * sizeof(float) / 16.0);
   Run batched = run(4096, kBatch, &c, &cpu);
   // Bound in B and K: per round one ToDraft (outcomes of K + 1 decided tokens) and one ToTarget (K
   // tokens, K Saguaro sizes and K row handles per sequence), plus the joins and warm-ups once.
