@@ -413,25 +413,13 @@ py::dict snapshot_to_dict(const ssd::StatsSnapshot& s) {
 }
 
 void bind_engine(py::module_& m) {
-  py::class_<EngineConfig>(m, "EngineConfig")
-      .def(py::init<>())
-      .def_readwrite("mode", &EngineConfig::mode)
-      .def_readwrite("K", &EngineConfig::K)
-      .def_readwrite("fan_out_mode", &EngineConfig::fan_out_mode)
-      .def_readwrite("fan_out_budget", &EngineConfig::fan_out_budget)
-      .def_readwrite("fan_out_list", &EngineConfig::fan_out_list)
-      .def_readwrite("backup", &EngineConfig::backup)
-      .def_readwrite("auto_jit_max_batch", &EngineConfig::auto_jit_max_batch)
-      .def_readwrite("saguaro_c", &EngineConfig::saguaro_c)
-      .def_readwrite("max_batch", &EngineConfig::max_batch)
-      .def_readwrite("max_context", &EngineConfig::max_context)
-      .def_readwrite("ngram_n", &EngineConfig::ngram_n)
-      .def_readwrite("seed", &EngineConfig::seed)
-      .def_readwrite("stats_window", &EngineConfig::stats_window)
-      .def_readwrite("spin_wait_us", &EngineConfig::spin_wait_us)
+  py::class_<EngineConfig> config(m, "EngineConfig", "ssdcore::EngineConfig (ssdcore/config.h); use ssdcore.EngineConfig.");
+  config.def(py::init<>())
       .def("validate", &EngineConfig::validate)
       .def_static("field_names", &EngineConfig::field_names)
+      .def("scratch_slots", &EngineConfig::scratch_slots)
       .def("__repr__", &EngineConfig::to_string);
+  EngineConfig::for_each_field([&config](const char* name, auto member) { config.def_readwrite(name, member); });
 
   py::class_<RequestParams>(m, "RequestParams")
       .def(py::init<>())

@@ -20,7 +20,7 @@ int32_t DraftWorker::proposal_budget(const DraftSequence& seq, int32_t extra_dec
 void DraftWorker::serve_misses(size_t batch, const std::vector<DraftSequence*>& missed,
                                double verify_seconds) {
   if (missed.empty()) return;
-  Backup backup = config_.mode_enum() == Mode::kSd ? Backup::kJit
+  Backup backup = mode_of(config_) == Mode::kSd ? Backup::kJit
                                                    : choose_backup(batch, verify_seconds);
   stats_->record_backup(backup, missed.size());
   if (backup == Backup::kJit) {
@@ -40,7 +40,7 @@ void DraftWorker::serve_misses(size_t batch, const std::vector<DraftSequence*>& 
 }
 
 Backup DraftWorker::choose_backup(size_t batch, double verify_seconds) {
-  Backup configured = config_.backup_enum();
+  Backup configured = backup_of(config_);
   if (configured != Backup::kAuto) return configured;
   StatsSnapshot snap = stats_->snapshot();
   return chooser_.choose(static_cast<int>(batch), verify_seconds, snap);

@@ -25,7 +25,7 @@ Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* dra
       events_(1 << 16) {
   config_.validate();
   if (target == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
-  bool needs_draft = config_.mode_enum() != Mode::kAr;
+  bool needs_draft = mode_of(config_) != Mode::kAr;
   if (needs_draft && draft == nullptr) {
     throw std::invalid_argument("EngineConfig.mode = \"" + config_.mode +
                                 "\" needs a draft model; allowed without one: \"ar\"");

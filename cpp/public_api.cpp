@@ -1,5 +1,5 @@
 // public_api.cpp: conversions between the public API types and the runtime's, the model runner
-// adapter, EngineConfig's members and the small free functions of the public API. See public_api.h.
+// adapter and the small free functions of the public API. See public_api.h.
 #include "public_api.h"
 
 #include <memory>
@@ -20,14 +20,6 @@ static_assert(static_cast<int>(Backup::kNone) == static_cast<int>(ssd::Backup::k
               "public Backup out of sync");
 static_assert(static_cast<int>(FinishReason::kError) == static_cast<int>(ssd::FinishReason::kError),
               "public FinishReason out of sync");
-static_assert(EngineConfig::kMaxK == ssd::EngineConfig::kMaxK &&
-                  EngineConfig::kMaxFanOut == ssd::EngineConfig::kMaxFanOut &&
-                  EngineConfig::kMinContext == ssd::EngineConfig::kMinContext &&
-                  EngineConfig::kMaxBatch == ssd::EngineConfig::kMaxBatch &&
-                  EngineConfig::kMaxContext == ssd::EngineConfig::kMaxContext &&
-                  EngineConfig::kMaxNgramN == ssd::EngineConfig::kMaxNgramN &&
-                  EngineConfig::kMaxSpinWaitUs == ssd::EngineConfig::kMaxSpinWaitUs,
-              "public EngineConfig limits out of sync");
 }  // namespace
 
 const char* version() noexcept { return SSDCORE_VERSION_STRING; }
@@ -48,30 +40,7 @@ const char* to_string(Phase p) noexcept {
   return i >= 0 && i < kNumPhases ? ssd::to_string(static_cast<ssd::Phase>(i)) : "?";
 }
 
-void EngineConfig::validate() const { detail::to_internal(*this).validate(); }
-std::vector<std::string> EngineConfig::field_names() { return ssd::EngineConfig::field_names(); }
-std::string EngineConfig::to_string() const { return detail::to_internal(*this).to_string(); }
-
 namespace detail {
-
-ssd::EngineConfig to_internal(const EngineConfig& c) {
-  ssd::EngineConfig o;
-  o.mode = c.mode;
-  o.K = c.K;
-  o.fan_out_mode = c.fan_out_mode;
-  o.fan_out_budget = c.fan_out_budget;
-  o.fan_out_list = c.fan_out_list;
-  o.backup = c.backup;
-  o.auto_jit_max_batch = c.auto_jit_max_batch;
-  o.saguaro_c = c.saguaro_c;
-  o.max_batch = c.max_batch;
-  o.max_context = c.max_context;
-  o.ngram_n = c.ngram_n;
-  o.seed = c.seed;
-  o.stats_window = c.stats_window;
-  o.spin_wait_us = c.spin_wait_us;
-  return o;
-}
 
 ssd::RequestParams to_internal(const SamplingParams& p) {
   ssd::RequestParams o;

@@ -21,7 +21,6 @@
 namespace ssdcore {
 namespace detail {
 
-ssd::EngineConfig to_internal(const EngineConfig& c);
 ssd::RequestParams to_internal(const SamplingParams& p);
 FinishReason from_internal(ssd::FinishReason r);
 RequestMetrics from_internal(const ssd::RequestMetrics& m);

@@ -77,7 +77,7 @@ Engine::Impl::Impl(const EngineConfig& config, ModelRunner* target, ModelRunner*
                    std::vector<int32_t> eos)
     : config_(config), target_(require_runner(target), "target") {
   if (draft != nullptr) draft_ = std::make_unique<detail::RunnerAdapter>(draft, "draft");
-  engine_ = std::make_unique<ssd::Engine>(detail::to_internal(config), &target_, draft_.get(),
+  engine_ = std::make_unique<ssd::Engine>(config, &target_, draft_.get(),
                                           std::move(eos));
   vocab_ = target->vocab_size();
   pump_ = std::thread([this] { pump(); });

@@ -52,9 +52,9 @@ SSD_TEST(defaults_are_valid_and_documented) {
   SSD_CHECK_EQ(c.ngram_n, 3);
   SSD_CHECK_EQ(c.seed, 0u);
   SSD_CHECK_EQ(c.stats_window, 256);
-  SSD_CHECK(c.mode_enum() == ssd::Mode::kSsd);
-  SSD_CHECK(c.fan_out_mode_enum() == ssd::FanOutMode::kUniform);
-  SSD_CHECK(c.backup_enum() == ssd::Backup::kAuto);
+  SSD_CHECK(ssd::mode_of(c) == ssd::Mode::kSsd);
+  SSD_CHECK(ssd::fan_out_mode_of(c) == ssd::FanOutMode::kUniform);
+  SSD_CHECK(ssd::backup_of(c) == ssd::Backup::kAuto);
 }
 
 SSD_TEST(exact_message_format) {

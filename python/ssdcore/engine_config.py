@@ -1,8 +1,10 @@
-"""EngineConfig: the engine's one configuration, mirroring the C++ ``ssd::EngineConfig`` field for field.
+"""EngineConfig: the engine's one configuration, mirroring the C++ ``ssdcore::EngineConfig``
+(cpp/include/ssdcore/config.h) field for field.
 
 A frozen dataclass; :meth:`to_core` builds the C++ struct, whose ``validate()`` is the single source of
 the rules (errors name the field, the value given and what is allowed, raised as ValueError). A test
-keeps the two field lists identical. Immutable, so any thread may read it.
+keeps the two field lists and defaults identical: a new setting is added to the C++ struct (and its
+validate()) and here, nowhere else. Immutable, so any thread may read it.
 """
 from __future__ import annotations
 
@@ -45,10 +47,8 @@ class EngineConfig:
         return core
 
     def scratch_slots(self) -> int:
-        """Draft KV scratch slots per lane needed for the SSD tree branches."""
-        if self.mode != "ssd":
-            return 0
-        return max(self.fan_out_budget, sum(self.fan_out_list)) * self.K
+        """Draft KV scratch slots per lane needed for the SSD tree branches (the C++ rule)."""
+        return int(self.to_core().scratch_slots())
 
     @staticmethod
     def field_names() -> Tuple[str, ...]:
