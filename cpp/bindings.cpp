@@ -259,7 +259,7 @@ size_t draft_workspace_bytes(int64_t rows) {
 namespace {
 
 using ssd::EngineConfig;
-using ssd::RequestParams;
+using ssd::SamplingParams;
 
 // Wraps a Python runner object (ssdcore.model_runner.ModelRunner) as a C++ ModelRunner: the one
 // narrow callback through which worker threads reach Python. It takes the GIL for the call only.
@@ -421,15 +421,11 @@ void bind_engine(py::module_& m) {
       .def("__repr__", &EngineConfig::to_string);
   EngineConfig::for_each_field([&config](const char* name, auto member) { config.def_readwrite(name, member); });
 
-  py::class_<RequestParams>(m, "RequestParams")
-      .def(py::init<>())
-      .def_readwrite("temperature", &RequestParams::temperature)
-      .def_readwrite("top_k", &RequestParams::top_k)
-      .def_readwrite("top_p", &RequestParams::top_p)
-      .def_readwrite("seed", &RequestParams::seed)
-      .def_readwrite("max_tokens", &RequestParams::max_tokens)
-      .def_readwrite("ignore_eos", &RequestParams::ignore_eos)
-      .def_readwrite("stop_token_ids", &RequestParams::stop_token_ids);
+  py::class_<SamplingParams> params(m, "SamplingParams", "ssdcore::SamplingParams (ssdcore/sampling.h); use ssdcore.SamplingParams.");
+  params.def(py::init<>())
+      .def("validate", &SamplingParams::validate)
+      .def_static("field_names", &SamplingParams::field_names);
+  SamplingParams::for_each_field([&params](const char* name, auto member) { params.def_readwrite(name, member); });
 
   py::class_<PyEngine>(m, "Engine")
       .def(py::init([](const EngineConfig& config, py::object target, py::object draft,
@@ -444,7 +440,7 @@ void bind_engine(py::module_& m) {
            }),
            py::arg("config"), py::arg("target"), py::arg("draft"), py::arg("eos_ids"))
       .def("submit",
-           [](PyEngine& e, std::vector<int32_t> prompt, const RequestParams& p, bool stream) {
+           [](PyEngine& e, std::vector<int32_t> prompt, const SamplingParams& p, bool stream) {
              return e.engine->submit(std::move(prompt), p, stream);
            },
            py::arg("prompt"), py::arg("params"), py::arg("stream") = true)

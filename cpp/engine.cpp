@@ -56,7 +56,7 @@ Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* dra
 
 Engine::~Engine() { close(); }
 
-void Engine::check_request(const std::vector<int32_t>& prompt, const RequestParams& p) const {
+void Engine::check_request(const std::vector<int32_t>& prompt, const SamplingParams& p) const {
   if (prompt.empty()) throw std::invalid_argument("prompt is empty: give at least one token");
   for (size_t i = 0; i < prompt.size(); ++i) {
     if (prompt[i] < 0 || prompt[i] >= vocab_) {
@@ -64,11 +64,7 @@ void Engine::check_request(const std::vector<int32_t>& prompt, const RequestPara
                                   " is outside the vocabulary: allowed 0.." + std::to_string(vocab_ - 1));
     }
   }
-  check_sampling_params(to_sampling_params(p), "SamplingParams");
-  if (p.max_tokens < 1) {
-    throw std::invalid_argument("SamplingParams.max_tokens = " + std::to_string(p.max_tokens) +
-                                " is invalid: allowed >= 1");
-  }
+  p.validate();
   int64_t need = static_cast<int64_t>(prompt.size()) + p.max_tokens;
   if (need > config_.max_context) {
     throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens + max_tokens " +
@@ -78,7 +74,7 @@ void Engine::check_request(const std::vector<int32_t>& prompt, const RequestPara
   }
 }
 
-int64_t Engine::submit(std::vector<int32_t> prompt, const RequestParams& params, bool stream) {
+int64_t Engine::submit(std::vector<int32_t> prompt, const SamplingParams& params, bool stream) {
   check_request(prompt, params);
   return scheduler_.submit(std::move(prompt), params, stream);
 }

@@ -40,7 +40,7 @@ struct DraftJoin {
   int64_t seq_id = -1;
   int32_t lane = -1;
   std::vector<int32_t> tokens;  // prompt + the first pending token
-  RequestParams params;
+  SamplingParams params;
 };
 
 struct SeqOutcome {

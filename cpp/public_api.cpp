@@ -42,18 +42,6 @@ const char* to_string(Phase p) noexcept {
 
 namespace detail {
 
-ssd::RequestParams to_internal(const SamplingParams& p) {
-  ssd::RequestParams o;
-  o.temperature = p.temperature;
-  o.top_k = p.top_k;
-  o.top_p = p.top_p;
-  o.seed = p.seed;
-  o.max_tokens = p.max_tokens;
-  o.ignore_eos = p.ignore_eos;
-  o.stop_token_ids = p.stop_token_ids;
-  return o;
-}
-
 FinishReason from_internal(ssd::FinishReason r) { return static_cast<FinishReason>(static_cast<int>(r)); }
 
 RequestMetrics from_internal(const ssd::RequestMetrics& m) {

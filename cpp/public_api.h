@@ -21,7 +21,6 @@
 namespace ssdcore {
 namespace detail {
 
-ssd::RequestParams to_internal(const SamplingParams& p);
 FinishReason from_internal(ssd::FinishReason r);
 RequestMetrics from_internal(const ssd::RequestMetrics& m);
 Stats from_internal(const ssd::StatsSnapshot& s);

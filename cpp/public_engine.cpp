@@ -87,7 +87,7 @@ RequestId Engine::Impl::submit(std::vector<int32_t> prompt, const SamplingParams
   std::lock_guard<std::mutex> lock(m_);
   if (closed_) throw std::logic_error("ssdcore::Engine is closed; create a new Engine");
   const int32_t prompt_tokens = static_cast<int32_t>(prompt.size());
-  RequestId id = engine_->submit(std::move(prompt), detail::to_internal(params));
+  RequestId id = engine_->submit(std::move(prompt), params);
   Request& r = requests_[id];
   r.sync = sync;
   r.result.id = id;

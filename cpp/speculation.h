@@ -5,7 +5,7 @@
 // verification must use exactly those (SSD_SPEC section 1). A speculation is either
 //   - onehot = true: deterministic proposals (n-gram backup): q_i is the one-hot at tokens[i]; no rows;
 //   - onehot = false: sampled proposals. The draft logits rows they were sampled from (before the
-//     sampling transforms, which verification recomputes from the request's draft SamplingParams and
+//     sampling transforms, which verification recomputes from the request's draft SamplingTransform and
 //     saguaro_f) are located by ONE of
 //       q:                 an owned, immutable-once-published host buffer of n rows x V floats
 //                          (row i is tokens[i]'s), shared so messages stay cheap to copy; or

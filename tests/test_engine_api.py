@@ -18,6 +18,19 @@ def test_config_mirrors_cpp_struct():
             list(default) if isinstance(default, tuple) else default), f.name
 
 
+def test_sampling_params_mirror_cpp_struct():
+    """The C++ fields, plus the Python-only stop strings; seed None (derived) is C++'s default 0."""
+    py_fields = {f.name: f for f in dataclasses.fields(SamplingParams)}
+    assert set(py_fields) - {"stop"} == set(_core.SamplingParams.field_names())
+    core = _core.SamplingParams()
+    for name in _core.SamplingParams.field_names():
+        f = py_fields[name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        got = getattr(core, name)
+        assert (list(got) if isinstance(got, list) else got) == (
+            list(default) if isinstance(default, tuple) else 0 if default is None else default), name
+
+
 @pytest.fixture(scope="module")
 def engine():
     with ssdcore.Engine(mode="ssd", K=4, max_batch=4, max_context=512) as e:

@@ -169,4 +169,18 @@ SSD_TEST(enum_parsing_round_trips_and_errors_list_names) {
   SSD_CHECK_THROWS(ssd::parse_fan_out_mode("Uniform"));
 }
 
+// The sizing helpers against the slot layout the draft worker uses.
+SSD_TEST(draft_sizing_covers_the_tree_scratch) {
+  EngineConfig c;
+  c.K = 5;
+  c.fan_out_budget = 3;
+  SSD_CHECK_EQ(c.scratch_slots(), 15);
+  c.fan_out_mode = "list";
+  c.fan_out_list = {2, 2, 1, 1, 1, 2};  // 9 branches
+  SSD_CHECK_EQ(c.scratch_slots(), 45);
+  SSD_CHECK_EQ(c.draft_slots(), c.max_context + 45);
+  c.mode = "ar";
+  SSD_CHECK_EQ(c.draft_slots(), c.max_context);
+}
+
 int main() { return ssd_test::run_all(); }
