@@ -360,9 +360,9 @@ py::dict event_to_dict(const ssd::OutputEvent& ev) {
   py::dict d;
   d["seq_id"] = ev.seq_id;
   d["tokens"] = ev.tokens;
-  d["finish"] = std::string(ev.finish == ssd::FinishReason::kNone ? "" : ssd::to_string(ev.finish));
+  d["finish"] = std::string(ev.finish == ssd::FinishReason::kNone ? "" : ssdcore::to_string(ev.finish));
   d["error"] = ev.error;
-  d["error_kind"] = std::string(ssd::to_string(ev.error_kind));
+  d["error_kind"] = std::string(ssdcore::to_string(ev.error_kind));
   if (ev.finish != ssd::FinishReason::kNone) {
     const ssd::RequestMetrics& m = ev.metrics;
     py::dict md;

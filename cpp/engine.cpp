@@ -83,7 +83,9 @@ void Engine::cancel(int64_t id) { scheduler_.cancel(id); }
 
 PopStatus Engine::poll(OutputEvent* event, std::chrono::milliseconds timeout) {
   std::lock_guard<std::mutex> lock(poll_mutex_);
-  return events_.pop_for(*event, timeout);
+  const PopStatus status = events_.pop_for(*event, timeout);
+  if (status == PopStatus::kItem) stats_.record_finish(event->finish);  // every request ends here
+  return status;
 }
 
 void Engine::close() {

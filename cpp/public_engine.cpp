@@ -118,11 +118,11 @@ void Engine::Impl::route(ssd::OutputEvent& ev) {
   Event out;
   out.id = ev.seq_id;
   out.tokens = std::move(ev.tokens);
-  out.finish_reason = detail::from_internal(ev.finish);
+  out.finish_reason = ev.finish;
   r.result.tokens.insert(r.result.tokens.end(), out.tokens.begin(), out.tokens.end());
   if (out.finished()) {
     out.error = ev.error;
-    out.metrics = detail::from_internal(ev.metrics);
+    out.metrics = ev.metrics;
     r.finished = true;
     r.result.finish_reason = out.finish_reason;
     r.result.error = ev.error;
@@ -268,7 +268,7 @@ RequestId Engine::submit(std::vector<int32_t> prompt, const SamplingParams& para
 Result Engine::wait(RequestId id) { return impl_->wait(id); }
 bool Engine::poll(Event* event, std::chrono::milliseconds timeout) { return impl_->poll(event, timeout); }
 void Engine::cancel(RequestId id) { impl_->cancel(id); }
-Stats Engine::stats() const { return detail::from_internal(impl_->engine_->stats()); }
+StatsSnapshot Engine::stats() const { return impl_->engine_->stats(); }
 void Engine::reset_stats() { impl_->engine_->reset_stats(); }
 const EngineConfig& Engine::config() const { return impl_->config_; }
 int64_t Engine::vocab_size() const { return impl_->vocab_; }

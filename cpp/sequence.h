@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "sampling_params.h"
+#include "ssdcore/request.h"
 
 namespace ssd {
 
-enum class FinishReason { kNone = 0, kLength, kStop, kCancelled, kError };
-const char* to_string(FinishReason reason);
+using FinishReason = ssdcore::FinishReason;  // ssdcore/request.h
 
 struct Sequence {
   int64_t id = -1;

@@ -22,6 +22,7 @@ void clear_counters(StatsSnapshot& s, int K) {
   s.source_accepted.assign(kNumSpecSources, 0);
   s.phase_ns.assign(kNumPhases, 0);
   s.phase_count.assign(kNumPhases, 0);
+  s.requests_finished.assign(ssdcore::kNumFinishReasons, 0);
 }
 
 void fill_derived(StatsSnapshot& s) {
@@ -132,6 +133,13 @@ void Stats::add_draft_window(std::int64_t ns) {
   std::lock_guard<std::mutex> lk(m_);
   s_.draft_overlap_ns += ns > 0 ? ns : 0;
   s_.draft_windows += 1;
+}
+
+void Stats::record_finish(FinishReason reason) {
+  const int i = static_cast<int>(reason);
+  if (i <= 0 || i >= ssdcore::kNumFinishReasons) return;
+  std::lock_guard<std::mutex> lk(m_);
+  s_.requests_finished[i] += 1;
 }
 
 StatsSnapshot Stats::snapshot() const {

@@ -174,7 +174,7 @@ SSD_TEST(submit_wait_and_poll_match_generate) {
   SSD_CHECK_EQ(finished, ids.size() - 1);
   for (size_t i = 1; i < ids.size(); ++i) SSD_CHECK(got[ids[i]] == expected[i]);
   SSD_CHECK(!rig.engine.poll(&ev, std::chrono::milliseconds(10)));
-  ssdcore::Stats s = rig.engine.stats();
+  ssdcore::StatsSnapshot s = rig.engine.stats();
   SSD_CHECK(s.rounds > 0);
   SSD_CHECK_EQ(s.accept_hist.size(), 4u);
   SSD_CHECK_EQ(s.phase_ns.size(), static_cast<size_t>(ssdcore::kNumPhases));

@@ -42,34 +42,13 @@
 
 #include "ssdcore/config.h"
 #include "ssdcore/model_runner.h"
+#include "ssdcore/request.h"
 #include "ssdcore/sampling.h"
 #include "ssdcore/stats.h"
 
 namespace ssdcore {
 
 using RequestId = std::int64_t;
-
-enum class FinishReason : int {
-  kNone = 0,   // still running (only in non-final Events)
-  kLength,     // max_tokens generated
-  kStop,       // an EOS id or a stop token id was decided (not included in the output)
-  kCancelled,  // cancel() or a TokenCallback returning false
-  kError,      // a model runner failed, or the engine closed first; see error
-};
-// "none", "length", "stop", "cancelled", "error".
-const char* to_string(FinishReason reason) noexcept;
-
-// Per-request metrics, complete when the request has finished.
-struct RequestMetrics {
-  std::int32_t prompt_tokens = 0;
-  std::int32_t generated_tokens = 0;
-  std::int32_t rounds = 0;             // target verifications the request took part in
-  std::int32_t accepted_drafts = 0;    // drafted tokens accepted
-  std::int32_t cache_hits = 0;         // rounds whose speculation came from the SSD cache
-  std::int32_t cache_lookups = 0;
-  double time_to_first_token = 0.0;    // seconds from submission
-  double decode_seconds = 0.0;         // seconds from the first token to the finish
-};
 
 // A piece of a request's output stream. The tokens of all Events of one request, in order, are its
 // output; exactly one Event per request has finished() true, and it is the last one.
@@ -78,6 +57,7 @@ struct Event {
   std::vector<std::int32_t> tokens;            // newly decided tokens (may be empty)
   FinishReason finish_reason = FinishReason::kNone;
   std::string error;                           // set when finish_reason == kError
+  ErrorKind error_kind = ErrorKind::kNone;     // set when finish_reason == kError
   RequestMetrics metrics;                      // valid in the final event
 
   bool finished() const { return finish_reason != FinishReason::kNone; }
@@ -89,6 +69,7 @@ struct Result {
   std::vector<std::int32_t> tokens;            // every generated token
   FinishReason finish_reason = FinishReason::kNone;
   std::string error;                           // non-empty iff finish_reason == kError
+  ErrorKind error_kind = ErrorKind::kNone;     // set when finish_reason == kError
   RequestMetrics metrics;
 
   bool ok() const { return finish_reason != FinishReason::kError; }
@@ -126,7 +107,7 @@ class Engine {
   // Unknown or finished ids are ignored.
   void cancel(RequestId id);
 
-  Stats stats() const;
+  StatsSnapshot stats() const;
   void reset_stats();
   const EngineConfig& config() const;
   std::int64_t vocab_size() const;
