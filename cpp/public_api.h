@@ -10,6 +10,7 @@
 // that drives its runner (as the runner is).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "engine_config.h"
@@ -24,6 +25,14 @@ namespace detail {
 
 // The read-only view of a request (pointers into `req`, valid while it lives).
 ForwardBatch make_batch(const ssd::ForwardRequest& req);
+
+// Builds an Engine over runners that already speak the runtime's interface (the Python binding's
+// PyModelRunner and CpuModelRunner), with its event router pinned to `router_cores` (empty: anywhere).
+struct EngineBuilder {
+  static std::unique_ptr<Engine> make(const EngineConfig& config, ssd::ModelRunner* target,
+                                      ssd::ModelRunner* draft, std::vector<int32_t> eos_ids,
+                                      std::vector<int> router_cores);
+};
 
 class RunnerAdapter final : public ssd::ModelRunner {
  public:

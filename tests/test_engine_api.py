@@ -131,11 +131,12 @@ def test_spin_wait_defaults_to_polling_only_on_cores_of_their_own():
 
 
 def _events(engine, prompt, sp, lazy):
-    tracker, q = engine._submit(prompt, sp, lazy=lazy)
+    _, rid = engine._submit(prompt, sp, lazy=lazy)
     events = []
     while not events or not events[-1].get("finish"):
-        events.append(q.get(timeout=30))
-    engine._forget(tracker.out.request_id)
+        ev = engine._core.next(rid, 100)
+        if ev is not None:
+            events.append(ev)
     return events
 
 
