@@ -417,6 +417,14 @@ void bind_engine(py::module_& m) {
       .def_static("field_names", &SamplingParams::field_names);
   SamplingParams::for_each_field([&params](const char* name, auto member) { params.def_readwrite(name, member); });
 
+  py::class_<ssdcore::RequestMetrics> metrics(m, "RequestMetrics", "ssdcore::RequestMetrics (ssdcore/request.h).");
+  metrics.def(py::init<>()).def_static("field_names", [] {
+    std::vector<std::string> names;
+    ssdcore::RequestMetrics::for_each_field([&names](const char* name, auto) { names.emplace_back(name); });
+    return names;
+  });
+  ssdcore::RequestMetrics::for_each_field([&metrics](const char* name, auto member) { metrics.def_readonly(name, member); });
+
   m.attr("BACKUPS") = names_of<ssdcore::Backup>(ssdcore::kNumBackups);
   m.attr("FINISH_REASONS") = names_of<ssdcore::FinishReason>(ssdcore::kNumFinishReasons);
 

@@ -31,6 +31,15 @@ def test_sampling_params_mirror_cpp_struct():
             list(default) if isinstance(default, tuple) else 0 if default is None else default), name
 
 
+def test_request_metrics_mirror_cpp_struct():
+    from ssdcore.request_output import RequestMetrics
+
+    names = tuple(f.name for f in dataclasses.fields(RequestMetrics))
+    assert names == tuple(_core.RequestMetrics.field_names())
+    core = _core.RequestMetrics()
+    assert all(getattr(core, n) == getattr(RequestMetrics(), n) for n in names)
+
+
 @pytest.fixture(scope="module")
 def engine():
     with ssdcore.Engine(mode="ssd", K=4, max_batch=4, max_context=512) as e:
