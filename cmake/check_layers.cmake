@@ -2,10 +2,10 @@
 #   cmake -DROOT=<source dir> -P cmake/check_layers.cmake
 # Every `#include "x"` in cpp/<layer>/ and cuda/ must name a file of the same layer or of a layer
 # it may use, in this order (lowest first):
-#   include (cpp/include/ssdcore: the public API; includes only itself)
+#   include (cpp/include/ssdcore: the public API, whose types the runtime uses; includes only itself)
 #   core -> cuda -> sampling -> cpu_model -> runtime -> bindings
-# core: itself only; cuda: core; sampling and cpu_model: core; runtime: include, core, cuda,
-# sampling, cpu_model; bindings: everything, plus third_party/ (DLPack). Only cpp/bindings may include
+# core: include; cuda: core, include; sampling and cpu_model: core, include; runtime: include, core,
+# cuda, sampling, cpu_model; bindings: everything, plus third_party/ (DLPack). Only cpp/bindings may include
 # pybind11, and nothing includes torch or Python.h. The build already enforces most of this (each
 # layer sees only the include directories of the layers it links); this check also catches relative
 # paths and headers that happen to share a name.
@@ -17,10 +17,10 @@ foreach(l core sampling cpu_model runtime bindings)
   set(dir_${l} ${ROOT}/cpp/${l})
 endforeach()
 set(may_include include)
-set(may_core core)
-set(may_cuda cuda core)
-set(may_sampling sampling core)
-set(may_cpu_model cpu_model core)
+set(may_core core include)
+set(may_cuda cuda core include)
+set(may_sampling sampling core include)
+set(may_cpu_model cpu_model core include)
 set(may_runtime runtime include core cuda sampling cpu_model)
 set(may_bindings bindings include core cuda sampling cpu_model runtime third_party)
 

@@ -16,7 +16,7 @@
 #include <cstdint>
 
 #include "sampling_math.h"
-#include "sampling_params.h"
+#include "sampling_transform.h"
 
 namespace ssd {
 namespace cuda_detail {
@@ -200,7 +200,7 @@ __device__ SelectResult block_select(const float* row, int vocab, float cand_l, 
 }
 
 // The RowStats of one row (every thread gets the same copy). Mirrors compute_row_stats step by step.
-__device__ inline RowStats block_row_stats(const float* row, int vocab, const SamplingParams& sp,
+__device__ inline RowStats block_row_stats(const float* row, int vocab, const SamplingTransform& sp,
                                            const SaguaroParams& sg, BlockShared& sh) {
   RowStats s{};
   s.keep_l = s.top_l = neg_inf_f();

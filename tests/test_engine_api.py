@@ -18,6 +18,28 @@ def test_config_mirrors_cpp_struct():
             list(default) if isinstance(default, tuple) else default), f.name
 
 
+def test_sampling_params_mirror_cpp_struct():
+    """The C++ fields, plus the Python-only stop strings; seed None (derived) is C++'s default 0."""
+    py_fields = {f.name: f for f in dataclasses.fields(SamplingParams)}
+    assert set(py_fields) - {"stop"} == set(_core.SamplingParams.field_names())
+    core = _core.SamplingParams()
+    for name in _core.SamplingParams.field_names():
+        f = py_fields[name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        got = getattr(core, name)
+        assert (list(got) if isinstance(got, list) else got) == (
+            list(default) if isinstance(default, tuple) else 0 if default is None else default), name
+
+
+def test_request_metrics_mirror_cpp_struct():
+    from ssdcore.request_output import RequestMetrics
+
+    names = tuple(f.name for f in dataclasses.fields(RequestMetrics))
+    assert names == tuple(_core.RequestMetrics.field_names())
+    core = _core.RequestMetrics()
+    assert all(getattr(core, n) == getattr(RequestMetrics(), n) for n in names)
+
+
 @pytest.fixture(scope="module")
 def engine():
     with ssdcore.Engine(mode="ssd", K=4, max_batch=4, max_context=512) as e:
@@ -118,11 +140,12 @@ def test_spin_wait_defaults_to_polling_only_on_cores_of_their_own():
 
 
 def _events(engine, prompt, sp, lazy):
-    tracker, q = engine._submit(prompt, sp, lazy=lazy)
+    _, rid = engine._submit(prompt, sp, lazy=lazy)
     events = []
     while not events or not events[-1].get("finish"):
-        events.append(q.get(timeout=30))
-    engine._forget(tracker.out.request_id)
+        ev = engine._core.next(rid, 100)
+        if ev is not None:
+            events.append(ev)
     return events
 
 

@@ -1,7 +1,7 @@
 """Engine lifecycle and faults off the happy path, each checked without timing assumptions.
 
 * An engine nobody closed is closed at interpreter exit: status 0, no "terminate called" abort
-  (the event pump used to re-take the GIL while the interpreter finalized).
+  (a Python event pump used to re-take the GIL while the interpreter finalized; the router is C++ now).
 * ``close()`` fails every pending request, running or still queued, with ``EngineClosedError``.
 * A worker that cannot start fails the constructor and leaves no thread behind; cores outside the
   process's CPU set, and KV caches that do not fit the memory, are refused before anything starts.
@@ -98,9 +98,9 @@ def test_close_fails_running_and_queued_requests(pair, python_forward):
     callers = [threading.Thread(target=caller, args=(i,)) for i in range(20)]
     for t in callers:
         t.start()
-    wait_until(lambda: len(engine._queues) == 20, "all 20 requests submitted")
+    wait_until(lambda: engine.pending_requests() == 20, "all 20 requests submitted")
     assert gate.entered.wait(SAFETY_S)  # the target is inside a forward: 4 running, 16 queued
-    threads_before = os_threads()  # the 20 callers, the pump and the two C++ workers among them
+    threads_before = os_threads()  # the 20 callers, the event router and the two C++ workers among them
     closer = threading.Thread(target=engine.close)
     closer.start()
     wait_until(lambda: _refuses_submits(engine), "the runtime stopped taking requests")
@@ -113,7 +113,7 @@ def test_close_fails_running_and_queued_requests(pair, python_forward):
     assert not any(isinstance(o, ModelRunnerError) for o in outcomes)
     with pytest.raises(EngineClosedError):
         engine.generate([[3]], GREEDY)
-    # the callers, the pump and both C++ workers have ended (a joined thread's OS thread ends just
+    # the callers, the event router and both C++ workers have ended (a joined thread's OS thread ends just
     # after the join returns)
     wait_until(lambda: os_threads() <= threads_before - 23, "the engine's threads ended")
 
@@ -121,10 +121,10 @@ def test_close_fails_running_and_queued_requests(pair, python_forward):
 
 def _refuses_submits(engine) -> bool:
     try:
-        rid = engine._core.submit([3], SamplingParams(max_tokens=1).to_core(0), stream=False)
+        rid = engine._core.submit([3], SamplingParams(max_tokens=1).to_core(0), every_round=False)
     except RuntimeError:
         return True
-    engine._core.cancel(rid)
+    engine._core.discard(rid)
     return False
 
 
@@ -221,7 +221,7 @@ def test_non_finite_logits_fail_the_request(pair, python_forward, side, at_call,
         with pytest.raises(NonFiniteLogitsError, match=f"{side} logits are not finite at position "
                                                        r"\d+ \((NaN|\+inf) at token 5\)"):
             engine.generate(PROMPTS, GREEDY)
-        wait_until(lambda: not engine._queues, "the failed call's requests are gone")
+        wait_until(lambda: engine.pending_requests() == 0, "the failed call's requests are gone")
         assert [o.token_ids for o in engine.generate(PROMPTS, GREEDY)] == expected
 
 

@@ -22,6 +22,7 @@
 #include "cpu_model_runner.h"
 #include "device_info.h"
 #include "engine.h"
+#include "public_api.h"
 #include "dlpack_view.h"
 #include "param_arrays.h"
 #include "draft_sampler.h"
@@ -261,7 +262,7 @@ size_t draft_workspace_bytes(int64_t rows) {
 namespace {
 
 using ssd::EngineConfig;
-using ssd::RequestParams;
+using ssd::SamplingParams;
 
 // Wraps a Python runner object (ssdcore.model_runner.ModelRunner) as a C++ ModelRunner: the one
 // narrow callback through which worker threads reach Python. It takes the GIL for the call only.
@@ -348,12 +349,13 @@ class PyModelRunner final : public ssd::ModelRunner {
   int64_t vocab_ = 0;
 };
 
-// Owns the runners together with the engine so that they outlive it.
-// The engine is closed without the GIL (its workers may need it to finish a forward).
+// The public engine (ssdcore::Engine, its router thread included) over the Python side's runners,
+// owning them so that they outlive it. Closed and destroyed without the GIL: its workers may need the
+// GIL to finish a forward, and its router never takes it.
 struct PyEngine {
   py::object py_target, py_draft;  // the Python runners: they own the tensors native runners borrow
   std::shared_ptr<ssd::ModelRunner> target, draft;
-  std::unique_ptr<ssd::Engine> engine;
+  std::unique_ptr<ssdcore::Engine> engine;
   ~PyEngine() {
     py::gil_scoped_release release;
     engine.reset();
@@ -367,126 +369,110 @@ std::shared_ptr<ssd::ModelRunner> runner_for(const py::object& runner, const std
   return std::make_shared<PyModelRunner>(runner, side);
 }
 
-py::dict event_to_dict(const ssd::OutputEvent& ev) {
+// A struct with for_each_field() as a dict of its fields.
+template <class T>
+py::dict fields_to_dict(const T& value) {
   py::dict d;
-  d["seq_id"] = ev.seq_id;
-  d["tokens"] = ev.tokens;
-  d["finish"] = std::string(ev.finish == ssd::FinishReason::kNone ? "" : ssd::to_string(ev.finish));
-  d["error"] = ev.error;
-  d["error_kind"] = std::string(ssd::to_string(ev.error_kind));
-  if (ev.finish != ssd::FinishReason::kNone) {
-    const ssd::RequestMetrics& m = ev.metrics;
-    py::dict md;
-    md["prompt_tokens"] = m.prompt_tokens;
-    md["generated_tokens"] = m.generated_tokens;
-    md["rounds"] = m.rounds;
-    md["accepted_drafts"] = m.accepted_drafts;
-    md["cache_hits"] = m.cache_hits;
-    md["cache_lookups"] = m.cache_lookups;
-    md["time_to_first_token"] = m.time_to_first_token;
-    md["decode_seconds"] = m.decode_seconds;
-    d["metrics"] = md;
-  }
+  T::for_each_field([&](const char* name, auto member) { d[name] = value.*member; });
   return d;
 }
 
-py::dict snapshot_to_dict(const ssd::StatsSnapshot& s) {
+py::dict event_to_dict(const ssdcore::Event& ev) {
   py::dict d;
-  d["K"] = s.K;
-  d["rounds"] = s.rounds;
-  d["sequence_rounds"] = s.sequence_rounds;
-  d["tokens_committed"] = s.tokens_committed;
-  d["accept_hist"] = s.accept_hist;
-  d["position_reached"] = s.position_reached;
-  d["position_accepted"] = s.position_accepted;
-  d["position_acceptance"] = s.position_acceptance;
-  d["cache_hits"] = s.cache_hits;
-  d["cache_misses"] = s.cache_misses;
-  d["backup_counts"] = s.backup_counts;
-  d["mean_accept_length"] = s.mean_accept_length;
-  d["tokens_per_round"] = s.tokens_per_round;
-  d["hit_rate"] = s.hit_rate;
-  d["draft_hidden_fraction"] = s.draft_hidden_fraction;
-  d["draft_overlap_ns"] = s.draft_overlap_ns;
-  d["draft_windows"] = s.draft_windows;
-  d["worker_bytes"] = s.worker_bytes;
-  d["worker_bytes_per_round"] = s.worker_bytes_per_round;
-  py::dict by_source;  // per proposal source: sequence-rounds and mean accepted drafted tokens
-  for (int i = 0; i < ssd::kNumSpecSources; ++i)
-    by_source[ssd::to_string(static_cast<ssd::SpecSource>(i))] =
+  d["seq_id"] = ev.id;
+  d["tokens"] = ev.tokens;
+  d["finish"] = std::string(ev.finished() ? ssdcore::to_string(ev.finish_reason) : "");
+  d["error"] = ev.error;
+  d["error_kind"] = std::string(ssdcore::to_string(ev.error_kind));
+  if (ev.finished()) d["metrics"] = fields_to_dict(ev.metrics);
+  return d;
+}
+
+// Every field of the snapshot, plus per proposal source (sequence-rounds, mean accepted drafted
+// tokens) and per phase (seconds, intervals) keyed by name.
+py::dict snapshot_to_dict(const ssdcore::StatsSnapshot& s) {
+  py::dict d = fields_to_dict(s);
+  py::dict by_source;
+  for (int i = 0; i < ssdcore::kNumSpecSources; ++i)
+    by_source[ssdcore::to_string(static_cast<ssdcore::SpecSource>(i))] =
         py::make_tuple(s.source_rounds[i], s.source_mean_accepted[i]);
   d["by_source"] = by_source;
   py::dict phases;
-  for (int i = 0; i < ssd::kNumPhases; ++i) {
-    phases[ssd::to_string(static_cast<ssd::Phase>(i))] =
-        py::make_tuple(s.phase_ns[i] * 1e-9, s.phase_count[i]);
+  for (int i = 0; i < ssdcore::kNumPhases; ++i) {
+    phases[ssdcore::to_string(static_cast<ssdcore::Phase>(i))] = py::make_tuple(s.phase_ns[i] * 1e-9, s.phase_count[i]);
   }
   d["phases"] = phases;
   return d;
 }
 
+// Names indexed like an enumeration's vectors (StatsSnapshot::backup_counts, requests_finished).
+template <class Enum>
+std::vector<std::string> names_of(int count) {
+  std::vector<std::string> names;
+  for (int i = 0; i < count; ++i) names.emplace_back(ssdcore::to_string(static_cast<Enum>(i)));
+  return names;
+}
+
 void bind_engine(py::module_& m) {
-  py::class_<EngineConfig>(m, "EngineConfig")
-      .def(py::init<>())
-      .def_readwrite("mode", &EngineConfig::mode)
-      .def_readwrite("K", &EngineConfig::K)
-      .def_readwrite("fan_out_mode", &EngineConfig::fan_out_mode)
-      .def_readwrite("fan_out_budget", &EngineConfig::fan_out_budget)
-      .def_readwrite("fan_out_list", &EngineConfig::fan_out_list)
-      .def_readwrite("backup", &EngineConfig::backup)
-      .def_readwrite("auto_jit_max_batch", &EngineConfig::auto_jit_max_batch)
-      .def_readwrite("saguaro_c", &EngineConfig::saguaro_c)
-      .def_readwrite("max_batch", &EngineConfig::max_batch)
-      .def_readwrite("max_context", &EngineConfig::max_context)
-      .def_readwrite("ngram_n", &EngineConfig::ngram_n)
-      .def_readwrite("seed", &EngineConfig::seed)
-      .def_readwrite("stats_window", &EngineConfig::stats_window)
-      .def_readwrite("spin_wait_us", &EngineConfig::spin_wait_us)
+  py::class_<EngineConfig> config(m, "EngineConfig", "ssdcore::EngineConfig (ssdcore/config.h); use ssdcore.EngineConfig.");
+  config.def(py::init<>())
       .def("validate", &EngineConfig::validate)
       .def_static("field_names", &EngineConfig::field_names)
+      .def("scratch_slots", &EngineConfig::scratch_slots)
       .def("__repr__", &EngineConfig::to_string);
+  EngineConfig::for_each_field([&config](const char* name, auto member) { config.def_readwrite(name, member); });
 
-  py::class_<RequestParams>(m, "RequestParams")
-      .def(py::init<>())
-      .def_readwrite("temperature", &RequestParams::temperature)
-      .def_readwrite("top_k", &RequestParams::top_k)
-      .def_readwrite("top_p", &RequestParams::top_p)
-      .def_readwrite("seed", &RequestParams::seed)
-      .def_readwrite("max_tokens", &RequestParams::max_tokens)
-      .def_readwrite("ignore_eos", &RequestParams::ignore_eos)
-      .def_readwrite("stop_token_ids", &RequestParams::stop_token_ids);
+  py::class_<SamplingParams> params(m, "SamplingParams", "ssdcore::SamplingParams (ssdcore/sampling.h); use ssdcore.SamplingParams.");
+  params.def(py::init<>())
+      .def("validate", &SamplingParams::validate)
+      .def_static("field_names", &SamplingParams::field_names);
+  SamplingParams::for_each_field([&params](const char* name, auto member) { params.def_readwrite(name, member); });
 
-  py::class_<PyEngine>(m, "Engine")
+  py::class_<ssdcore::RequestMetrics> metrics(m, "RequestMetrics", "ssdcore::RequestMetrics (ssdcore/request.h).");
+  metrics.def(py::init<>()).def_static("field_names", [] {
+    std::vector<std::string> names;
+    ssdcore::RequestMetrics::for_each_field([&names](const char* name, auto) { names.emplace_back(name); });
+    return names;
+  });
+  ssdcore::RequestMetrics::for_each_field([&metrics](const char* name, auto member) { metrics.def_readonly(name, member); });
+
+  m.attr("BACKUPS") = names_of<ssdcore::Backup>(ssdcore::kNumBackups);
+  m.attr("FINISH_REASONS") = names_of<ssdcore::FinishReason>(ssdcore::kNumFinishReasons);
+
+  py::class_<PyEngine>(m, "Engine", "ssdcore::Engine over Python runners; use ssdcore.Engine.")
       .def(py::init([](const EngineConfig& config, py::object target, py::object draft,
-                       std::vector<int32_t> eos_ids) {
+                       std::vector<int32_t> eos_ids, std::vector<int> router_cores) {
              auto e = std::make_unique<PyEngine>();
              e->py_target = target, e->py_draft = draft;
              e->target = runner_for(target, "target");
              if (!draft.is_none()) e->draft = runner_for(draft, "draft");
              py::gil_scoped_release release;
-             e->engine = std::make_unique<ssd::Engine>(config, e->target.get(), e->draft.get(), std::move(eos_ids));
+             e->engine = ssdcore::detail::EngineBuilder::make(config, e->target.get(), e->draft.get(),
+                                                              std::move(eos_ids), std::move(router_cores));
              return e;
            }),
-           py::arg("config"), py::arg("target"), py::arg("draft"), py::arg("eos_ids"))
+           py::arg("config"), py::arg("target"), py::arg("draft"), py::arg("eos_ids"), py::arg("router_cores"))
       .def("submit",
-           [](PyEngine& e, std::vector<int32_t> prompt, const RequestParams& p, bool stream) {
-             return e.engine->submit(std::move(prompt), p, stream);
+           [](PyEngine& e, std::vector<int32_t> prompt, const SamplingParams& p, bool every_round) {
+             return e.engine->submit(std::move(prompt), p,
+                                     every_round ? ssdcore::Delivery::kNext : ssdcore::Delivery::kNextFinal);
            },
-           py::arg("prompt"), py::arg("params"), py::arg("stream") = true)
-      .def("cancel", [](PyEngine& e, int64_t id) { e.engine->cancel(id); })
-      .def("poll",
-           [](PyEngine& e, int timeout_ms) -> py::object {
-             ssd::OutputEvent ev;
-             ssd::PopStatus status;
+           py::arg("prompt"), py::arg("params"), py::arg("every_round") = true,
+           "Queues a request whose events next() returns: one per round, or one at the finish.")
+      .def("next",
+           [](PyEngine& e, int64_t id, int timeout_ms) -> py::object {
+             ssdcore::Event ev;
+             bool got;
              {
                py::gil_scoped_release release;
-               status = e.engine->poll(&ev, std::chrono::milliseconds(timeout_ms));
+               got = e.engine->next(id, &ev, std::chrono::milliseconds(timeout_ms));
              }
-             if (status == ssd::PopStatus::kItem) return event_to_dict(ev);
-             if (status == ssd::PopStatus::kClosed) return py::str("closed");
-             return py::none();
+             return got ? py::object(event_to_dict(ev)) : py::none();
            },
-           py::arg("timeout_ms"), "Next output event as a dict, None on timeout, 'closed' after close().")
+           py::arg("id"), py::arg("timeout_ms"), "Next event of request `id` as a dict, None on timeout.")
+      .def("cancel", [](PyEngine& e, int64_t id) { e.engine->cancel(id); })
+      .def("discard", [](PyEngine& e, int64_t id) { e.engine->discard(id); })
+      .def("pending", [](PyEngine& e) { return e.engine->pending(); })
       .def("stats", [](PyEngine& e) { return snapshot_to_dict(e.engine->stats()); })
       .def("reset_stats", [](PyEngine& e) { e.engine->reset_stats(); })
       .def("close", [](PyEngine& e) {

@@ -1,6 +1,6 @@
 // draft_sampler.h: the draft-side sampler on the CPU, the twin of verification (SSD_SPEC sections 4, 5).
 //
-// Row r samples one token from q'_r: its logits transformed with its SamplingParams (temperature, top-k,
+// Row r samples one token from q'_r: its logits transformed with its SamplingTransform (temperature, top-k,
 // top-p) and Saguaro (C, F), computed by the same compute_row_stats() the verifier uses on draft rows, with
 // the uniform keyed by (seed, position, DRAFT). Passing the same logits and parameters to verify_cpu (or
 // the CUDA kernels) therefore tests each proposal against exactly the q' it was drawn from: verification is
@@ -11,7 +11,7 @@
 
 #include <cstdint>
 
-#include "sampling_params.h"
+#include "sampling_transform.h"
 
 namespace ssd {
 

@@ -20,7 +20,7 @@
 
 #include <cstdint>
 
-#include "sampling_params.h"
+#include "sampling_transform.h"
 
 namespace ssd {
 

@@ -19,7 +19,7 @@ int32_t DraftWorker::proposal_budget(const DraftSequence& seq, int32_t extra_dec
 void DraftWorker::serve_misses(size_t batch, const std::vector<DraftSequence*>& missed) {
   if (missed.empty()) return;
   const int64_t start = now_ns();
-  const Backup backup = config_.mode_enum() == Mode::kSd ? Backup::kJit : choose_backup(batch);
+  const Backup backup = mode_of(config_) == Mode::kSd ? Backup::kJit : choose_backup(batch);
   stats_->record_backup(backup, missed.size());
   if (backup == Backup::kJit) {
     std::vector<Speculation> specs;
@@ -39,7 +39,7 @@ void DraftWorker::serve_misses(size_t batch, const std::vector<DraftSequence*>& 
 }
 
 Backup DraftWorker::choose_backup(size_t batch) {
-  const Backup configured = config_.backup_enum();
+  const Backup configured = backup_of(config_);
   return configured == Backup::kAuto ? chooser_.choose(static_cast<int>(batch)) : configured;
 }
 

@@ -54,8 +54,8 @@ std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<D
   }
   check_rows_finite(ops, logits, rows, positions);
   for (size_t i = 0; i < draws.size(); ++i) {
-    const RequestParams& rp = *draws[i].params;
-    params[i].sampling = to_sampling_params(rp);
+    const SamplingParams& rp = *draws[i].params;
+    params[i].sampling = transform_of(rp);
     params[i].saguaro.c = static_cast<float>(config_.saguaro_c);
     params[i].saguaro.fanout = draws[i].saguaro_f;
     params[i].seed = rp.seed;

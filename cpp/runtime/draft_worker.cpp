@@ -87,7 +87,7 @@ void DraftWorker::round(ToDraft& msg) {
   last_prespec_[0] = last_prespec_[1] = 0;  // reported once: a round without a new window reports none
   replied_ = true;
   outbox_->push(std::move(served));  // the target starts verifying these now...
-  if (config_.mode_enum() == Mode::kSsd && !seqs_.empty()) {
+  if (mode_of(config_) == Mode::kSsd && !seqs_.empty()) {
     prespeculate();         // ...while the draft prepares every likely next round
   }
 }
@@ -177,7 +177,7 @@ ToTarget DraftWorker::serve(const ToDraft& msg) {
     DraftSequence& s = it->second;
     order.push_back(&s);
     std::optional<Speculation> hit;
-    if (config_.mode_enum() == Mode::kSsd) {
+    if (mode_of(config_) == Mode::kSsd) {
       hit = cache_.lookup(s.id, o.accepted, s.tokens.back());
       int32_t f = o.accepted < static_cast<int32_t>(s.plan.size()) ? s.plan[o.accepted] : 0;
       planner_.observe_hit(o.accepted, f, hit.has_value());

@@ -52,7 +52,7 @@ struct DraftSequence {
   int32_t lane = -1;
   std::vector<int32_t> tokens;  // decided tokens; tokens.back() is the pending token r
   std::vector<int32_t> kv;      // tokens whose KV is in context slots [0, kv.size())
-  RequestParams params;
+  SamplingParams params;
   Speculation current;          // the speculation handed to the target this round
   std::vector<int32_t> plan;    // fan-out used when `current`'s successors were pre-speculated
   int32_t max_tokens_left = 0;  // tokens the request may still produce after the pending one
@@ -62,7 +62,7 @@ struct DraftSequence {
 // Saguaro top-set size for it.
 struct DraftDraw {
   int64_t row = 0;
-  const RequestParams* params = nullptr;
+  const SamplingParams* params = nullptr;
   int32_t position = 0;
   int32_t saguaro_f = 0;
 };

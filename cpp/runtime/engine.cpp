@@ -25,7 +25,7 @@ Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* dra
       events_(1 << 16) {
   config_.validate();
   if (target == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
-  bool needs_draft = config_.mode_enum() != Mode::kAr;
+  bool needs_draft = mode_of(config_) != Mode::kAr;
   if (needs_draft && draft == nullptr) {
     throw std::invalid_argument("EngineConfig.mode = \"" + config_.mode +
                                 "\" needs a draft model; allowed without one: \"ar\"");
@@ -56,7 +56,7 @@ Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* dra
 
 Engine::~Engine() { close(); }
 
-void Engine::check_request(const std::vector<int32_t>& prompt, const RequestParams& p) const {
+void Engine::check_request(const std::vector<int32_t>& prompt, const SamplingParams& p) const {
   if (prompt.empty()) throw std::invalid_argument("prompt is empty: give at least one token");
   for (size_t i = 0; i < prompt.size(); ++i) {
     if (prompt[i] < 0 || prompt[i] >= vocab_) {
@@ -64,11 +64,7 @@ void Engine::check_request(const std::vector<int32_t>& prompt, const RequestPara
                                   " is outside the vocabulary: allowed 0.." + std::to_string(vocab_ - 1));
     }
   }
-  check_sampling_params(to_sampling_params(p), "SamplingParams");
-  if (p.max_tokens < 1) {
-    throw std::invalid_argument("SamplingParams.max_tokens = " + std::to_string(p.max_tokens) +
-                                " is invalid: allowed >= 1");
-  }
+  p.validate();
   int64_t need = static_cast<int64_t>(prompt.size()) + p.max_tokens;
   if (need > config_.max_context) {
     throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens + max_tokens " +
@@ -78,7 +74,7 @@ void Engine::check_request(const std::vector<int32_t>& prompt, const RequestPara
   }
 }
 
-int64_t Engine::submit(std::vector<int32_t> prompt, const RequestParams& params, bool stream) {
+int64_t Engine::submit(std::vector<int32_t> prompt, const SamplingParams& params, bool stream) {
   check_request(prompt, params);
   return scheduler_.submit(std::move(prompt), params, stream);
 }
@@ -87,7 +83,9 @@ void Engine::cancel(int64_t id) { scheduler_.cancel(id); }
 
 PopStatus Engine::poll(OutputEvent* event, std::chrono::milliseconds timeout) {
   std::lock_guard<std::mutex> lock(poll_mutex_);
-  return events_.pop_for(*event, timeout);
+  const PopStatus status = events_.pop_for(*event, timeout);
+  if (status == PopStatus::kItem) stats_.record_finish(event->finish);  // every request ends here
+  return status;
 }
 
 void Engine::close() {

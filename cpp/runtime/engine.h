@@ -38,7 +38,7 @@ class Engine {
 
   // Any thread. Throws std::invalid_argument for an empty prompt, a token outside the vocabulary,
   // invalid sampling parameters, or prompt + max_tokens beyond max_context.
-  int64_t submit(std::vector<int32_t> prompt, const RequestParams& params, bool stream = true);
+  int64_t submit(std::vector<int32_t> prompt, const SamplingParams& params, bool stream = true);
   void cancel(int64_t id);
   // One consumer at a time (serialised by a mutex). kTimeout when nothing arrived in time.
   PopStatus poll(OutputEvent* event, std::chrono::milliseconds timeout);
@@ -48,7 +48,7 @@ class Engine {
   void close();
 
  private:
-  void check_request(const std::vector<int32_t>& prompt, const RequestParams& params) const;
+  void check_request(const std::vector<int32_t>& prompt, const SamplingParams& params) const;
 
   EngineConfig config_;
   int64_t vocab_ = 0;

@@ -1,4 +1,5 @@
-// engine_config.cpp: see engine_config.h.
+// engine_config.cpp: ssdcore::EngineConfig's validate() and to_string(), and the enum names; see
+// engine_config.h and ssdcore/config.h.
 #include "engine_config.h"
 
 #include <cstdio>
@@ -81,7 +82,14 @@ std::string format_double(double d) {
   return buf;
 }
 
-void check_fan_out_list(const EngineConfig& c) {
+// A field's value as to_string() shows it: strings quoted, lists in brackets.
+std::string format_value(const std::string& v) { return "'" + v + "'"; }
+std::string format_value(const std::vector<int>& v) { return list_to_string(v); }
+std::string format_value(double v) { return format_double(v); }
+std::string format_value(int v) { return std::to_string(v); }
+std::string format_value(std::uint64_t v) { return std::to_string(v); }
+
+void check_fan_out_list(const ssdcore::EngineConfig& c) {
   const bool list_mode = c.fan_out_mode == "list";
   const std::string value = list_to_string(c.fan_out_list);
   if (!list_mode) {
@@ -116,7 +124,12 @@ Backup parse_backup(const std::string& s) {
   return static_cast<Backup>(parse_or_throw(kBackupNames, s, "backup"));
 }
 
+}  // namespace ssd
+
+namespace ssdcore {
+
 void EngineConfig::validate() const {
+  using namespace ssd;
   check_name("mode", mode, kModeNames);
   check_range("K", K, 1, kMaxK);
   check_name("fan_out_mode", fan_out_mode, kFanOutModeNames);
@@ -133,21 +146,17 @@ void EngineConfig::validate() const {
   check_range("spin_wait_us", spin_wait_us, 0, kMaxSpinWaitUs);
 }
 
-std::vector<std::string> EngineConfig::field_names() {
-  return {"mode",      "K",           "fan_out_mode", "fan_out_budget", "fan_out_list",
-          "backup",    "auto_jit_max_batch",          "saguaro_c",      "max_batch",
-          "max_context", "ngram_n",   "seed",         "stats_window",   "spin_wait_us"};
-}
-
 std::string EngineConfig::to_string() const {
-  std::ostringstream os;
-  os << "EngineConfig(mode='" << mode << "', K=" << K << ", fan_out_mode='" << fan_out_mode
-     << "', fan_out_budget=" << fan_out_budget << ", fan_out_list=" << list_to_string(fan_out_list)
-     << ", backup='" << backup << "', auto_jit_max_batch=" << auto_jit_max_batch
-     << ", saguaro_c=" << format_double(saguaro_c) << ", max_batch=" << max_batch
-     << ", max_context=" << max_context << ", ngram_n=" << ngram_n << ", seed=" << seed
-     << ", stats_window=" << stats_window << ", spin_wait_us=" << spin_wait_us << ")";
-  return os.str();
+  using ssd::format_value;
+  std::string out = "EngineConfig(";
+  const char* sep = "";
+  for_each_field([&](const char* name, auto member) {
+    out += sep;
+    out += name;
+    out += "=" + format_value(this->*member);
+    sep = ", ";
+  });
+  return out + ")";
 }
 
-}  // namespace ssd
+}  // namespace ssdcore

@@ -101,7 +101,7 @@ FanOutPlanner::FanOutPlanner(int K, int budget, FanOutMode mode, std::vector<int
 }
 
 FanOutPlanner::FanOutPlanner(const EngineConfig& c)
-    : FanOutPlanner(c.K, c.fan_out_budget, c.fan_out_mode_enum(), c.fan_out_list, options_from(c)) {}
+    : FanOutPlanner(c.K, c.fan_out_budget, fan_out_mode_of(c), c.fan_out_list, options_from(c)) {}
 
 FanOutPlanner make_fan_out_planner(const EngineConfig& config) { return FanOutPlanner(config); }
 

@@ -25,22 +25,15 @@
 
 namespace ssd {
 
-// Why a request finished with FinishReason::kError (the Python layer raises a matching exception).
-enum class ErrorKind { kNone = 0, kModelRunner, kNonFinite, kClosed };
-inline const char* to_string(ErrorKind k) {
-  switch (k) {
-    case ErrorKind::kModelRunner: return "model_runner";  // a forward raised (target or draft)
-    case ErrorKind::kNonFinite: return "non_finite";      // a model produced NaN or inf logits
-    case ErrorKind::kClosed: return "closed";             // the engine closed before it finished
-    default: return "";
-  }
-}
+// Why a request failed, and what it measured: the public types (ssdcore/request.h).
+using ErrorKind = ssdcore::ErrorKind;
+using RequestMetrics = ssdcore::RequestMetrics;
 
 struct DraftJoin {
   int64_t seq_id = -1;
   int32_t lane = -1;
   std::vector<int32_t> tokens;  // prompt + the first pending token
-  RequestParams params;
+  SamplingParams params;
 };
 
 struct SeqOutcome {
@@ -95,18 +88,6 @@ inline std::uint64_t wire_bytes(const ToTarget& m) {
   }
   return n;
 }
-
-// Per-request metrics, filled when a request finishes.
-struct RequestMetrics {
-  int32_t prompt_tokens = 0;
-  int32_t generated_tokens = 0;
-  int32_t rounds = 0;
-  int32_t accepted_drafts = 0;
-  int32_t cache_hits = 0;
-  int32_t cache_lookups = 0;
-  double time_to_first_token = 0.0;  // seconds from submission
-  double decode_seconds = 0.0;       // from first token to finish
-};
 
 struct OutputEvent {
   int64_t seq_id = -1;

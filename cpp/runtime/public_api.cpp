@@ -1,5 +1,5 @@
 // public_api.cpp: conversions between the public API types and the runtime's, the model runner
-// adapter, EngineConfig's members and the small free functions of the public API. See public_api.h.
+// adapter and the small free functions of the public API. See public_api.h.
 #include "public_api.h"
 
 #include <memory>
@@ -18,22 +18,28 @@ static_assert(static_cast<int>(SpecSource::kSdDraft) == static_cast<int>(ssd::Sp
               "public SpecSource out of sync");
 static_assert(static_cast<int>(Backup::kNone) == static_cast<int>(ssd::Backup::kNone),
               "public Backup out of sync");
-static_assert(static_cast<int>(FinishReason::kError) == static_cast<int>(ssd::FinishReason::kError),
-              "public FinishReason out of sync");
-static_assert(EngineConfig::kMaxK == ssd::EngineConfig::kMaxK &&
-                  EngineConfig::kMaxFanOut == ssd::EngineConfig::kMaxFanOut &&
-                  EngineConfig::kMinContext == ssd::EngineConfig::kMinContext &&
-                  EngineConfig::kMaxBatch == ssd::EngineConfig::kMaxBatch &&
-                  EngineConfig::kMaxContext == ssd::EngineConfig::kMaxContext &&
-                  EngineConfig::kMaxNgramN == ssd::EngineConfig::kMaxNgramN &&
-                  EngineConfig::kMaxSpinWaitUs == ssd::EngineConfig::kMaxSpinWaitUs,
-              "public EngineConfig limits out of sync");
 }  // namespace
 
 const char* version() noexcept { return SSDCORE_VERSION_STRING; }
 
 const char* to_string(FinishReason reason) noexcept {
-  return ssd::to_string(static_cast<ssd::FinishReason>(reason));
+  switch (reason) {
+    case FinishReason::kNone: return "none";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kError: return "error";
+  }
+  return "?";
+}
+const char* to_string(ErrorKind kind) noexcept {
+  switch (kind) {
+    case ErrorKind::kNone: return "";
+    case ErrorKind::kModelRunner: return "model_runner";
+    case ErrorKind::kNonFinite: return "non_finite";
+    case ErrorKind::kClosed: return "closed";
+  }
+  return "?";
 }
 const char* to_string(Backup b) noexcept {
   const int i = static_cast<int>(b);
@@ -48,88 +54,7 @@ const char* to_string(Phase p) noexcept {
   return i >= 0 && i < kNumPhases ? ssd::to_string(static_cast<ssd::Phase>(i)) : "?";
 }
 
-void EngineConfig::validate() const { detail::to_internal(*this).validate(); }
-std::vector<std::string> EngineConfig::field_names() { return ssd::EngineConfig::field_names(); }
-std::string EngineConfig::to_string() const { return detail::to_internal(*this).to_string(); }
-
 namespace detail {
-
-ssd::EngineConfig to_internal(const EngineConfig& c) {
-  ssd::EngineConfig o;
-  o.mode = c.mode;
-  o.K = c.K;
-  o.fan_out_mode = c.fan_out_mode;
-  o.fan_out_budget = c.fan_out_budget;
-  o.fan_out_list = c.fan_out_list;
-  o.backup = c.backup;
-  o.auto_jit_max_batch = c.auto_jit_max_batch;
-  o.saguaro_c = c.saguaro_c;
-  o.max_batch = c.max_batch;
-  o.max_context = c.max_context;
-  o.ngram_n = c.ngram_n;
-  o.seed = c.seed;
-  o.stats_window = c.stats_window;
-  o.spin_wait_us = c.spin_wait_us;
-  return o;
-}
-
-ssd::RequestParams to_internal(const SamplingParams& p) {
-  ssd::RequestParams o;
-  o.temperature = p.temperature;
-  o.top_k = p.top_k;
-  o.top_p = p.top_p;
-  o.seed = p.seed;
-  o.max_tokens = p.max_tokens;
-  o.ignore_eos = p.ignore_eos;
-  o.stop_token_ids = p.stop_token_ids;
-  return o;
-}
-
-FinishReason from_internal(ssd::FinishReason r) { return static_cast<FinishReason>(static_cast<int>(r)); }
-
-RequestMetrics from_internal(const ssd::RequestMetrics& m) {
-  RequestMetrics o;
-  o.prompt_tokens = m.prompt_tokens;
-  o.generated_tokens = m.generated_tokens;
-  o.rounds = m.rounds;
-  o.accepted_drafts = m.accepted_drafts;
-  o.cache_hits = m.cache_hits;
-  o.cache_lookups = m.cache_lookups;
-  o.time_to_first_token = m.time_to_first_token;
-  o.decode_seconds = m.decode_seconds;
-  return o;
-}
-
-Stats from_internal(const ssd::StatsSnapshot& s) {
-  Stats o;
-  o.K = s.K;
-  o.rounds = s.rounds;
-  o.sequence_rounds = s.sequence_rounds;
-  o.tokens_committed = s.tokens_committed;
-  o.accept_hist = s.accept_hist;
-  o.position_reached = s.position_reached;
-  o.position_accepted = s.position_accepted;
-  o.cache_hits = s.cache_hits;
-  o.cache_misses = s.cache_misses;
-  o.backup_counts = s.backup_counts;
-  o.source_rounds = s.source_rounds;
-  o.source_accepted = s.source_accepted;
-  o.phase_ns = s.phase_ns;
-  o.phase_count = s.phase_count;
-  o.draft_overlap_ns = s.draft_overlap_ns;
-  o.draft_windows = s.draft_windows;
-  o.worker_bytes = s.worker_bytes;
-  o.worker_bytes_per_round = s.worker_bytes_per_round;
-  o.position_acceptance = s.position_acceptance;
-  o.source_mean_accepted = s.source_mean_accepted;
-  o.mean_accepted = s.mean_accepted;
-  o.mean_accept_length = s.mean_accept_length;
-  o.tokens_per_round = s.tokens_per_round;
-  o.hit_rate = s.hit_rate;
-  o.draft_busy_ns = s.draft_busy_ns;
-  o.draft_hidden_fraction = s.draft_hidden_fraction;
-  return o;
-}
 
 ForwardBatch make_batch(const ssd::ForwardRequest& req) {
   ForwardBatch b;

@@ -1,14 +1,16 @@
 // public_api.h: INTERNAL glue between the public C++ API (include/ssdcore/, namespace ssdcore) and
 // the runtime (namespace ssd). Never included by a public header.
 //
-// Concept: the public types mirror internal ones field for field; these functions convert between
-// them, and RunnerAdapter presents an application's ssdcore::ModelRunner to the runtime as an
+// Concept: the runtime uses the public value types themselves (EngineConfig, SamplingParams,
+// StatsSnapshot, RequestMetrics, FinishReason, ErrorKind); what is left to adapt is the model runner:
+// RunnerAdapter presents an application's ssdcore::ModelRunner to the runtime as an
 // ssd::ModelRunner, handing it a zero-copy ForwardBatch view and checking the logits it returns.
 //
-// Threads: conversions are pure functions. A RunnerAdapter is called by exactly the worker thread
+// Threads: make_batch is a pure function. A RunnerAdapter is called by exactly the worker thread
 // that drives its runner (as the runner is).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "engine_config.h"
@@ -21,13 +23,16 @@
 namespace ssdcore {
 namespace detail {
 
-ssd::EngineConfig to_internal(const EngineConfig& c);
-ssd::RequestParams to_internal(const SamplingParams& p);
-FinishReason from_internal(ssd::FinishReason r);
-RequestMetrics from_internal(const ssd::RequestMetrics& m);
-Stats from_internal(const ssd::StatsSnapshot& s);
 // The read-only view of a request (pointers into `req`, valid while it lives).
 ForwardBatch make_batch(const ssd::ForwardRequest& req);
+
+// Builds an Engine over runners that already speak the runtime's interface (the Python binding's
+// PyModelRunner and CpuModelRunner), with its event router pinned to `router_cores` (empty: anywhere).
+struct EngineBuilder {
+  static std::unique_ptr<Engine> make(const EngineConfig& config, ssd::ModelRunner* target,
+                                      ssd::ModelRunner* draft, std::vector<int32_t> eos_ids,
+                                      std::vector<int> router_cores);
+};
 
 class RunnerAdapter final : public ssd::ModelRunner {
  public:

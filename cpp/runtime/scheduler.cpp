@@ -9,7 +9,7 @@
 
 namespace ssd {
 
-int64_t Scheduler::submit(std::vector<int32_t> prompt, const RequestParams& params, bool stream) {
+int64_t Scheduler::submit(std::vector<int32_t> prompt, const SamplingParams& params, bool stream) {
   std::lock_guard<std::mutex> lock(m_);
   if (stopped_) throw std::runtime_error("the engine is closed; create a new Engine");
   Request r;

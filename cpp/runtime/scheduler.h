@@ -19,7 +19,7 @@ namespace ssd {
 struct Request {
   int64_t id = -1;
   std::vector<int32_t> prompt;
-  RequestParams params;
+  SamplingParams params;
   int64_t submit_ns = 0;
   // true: an output event per round that commits tokens; false: one event at the finish carrying
   // every generated token (no wake-up per round for a caller that only wants the result).
@@ -29,7 +29,7 @@ struct Request {
 class Scheduler {
  public:
   // Any thread. submit() returns the request id; it throws std::runtime_error once stopped.
-  int64_t submit(std::vector<int32_t> prompt, const RequestParams& params, bool stream = true);
+  int64_t submit(std::vector<int32_t> prompt, const SamplingParams& params, bool stream = true);
   void cancel(int64_t id);
   // Refuses further submits, wakes the target worker and returns the requests still queued (the
   // caller fails them).

@@ -5,17 +5,6 @@
 
 namespace ssd {
 
-const char* to_string(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kNone: return "none";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
-  }
-  return "unknown";
-}
-
 static bool contains(const std::vector<int32_t>& ids, int32_t token) {
   return std::find(ids.begin(), ids.end(), token) != ids.end();
 }

@@ -13,43 +13,18 @@
 #include <vector>
 
 #include "sampling_params.h"
+#include "ssdcore/request.h"
 
 namespace ssd {
 
-// Per-request sampling and stopping parameters (mirrored by python ssdcore.SamplingParams, whose
-// stop strings stay in Python).
-struct RequestParams {
-  double temperature = 1.0;  // 0 = greedy
-  int32_t top_k = 0;         // 0 = off
-  double top_p = 1.0;        // 1 = off
-  uint64_t seed = 0;
-  int32_t max_tokens = 64;   // generated tokens, >= 1
-  bool ignore_eos = false;
-  std::vector<int32_t> stop_token_ids;  // stop on these in addition to the model's EOS ids
-};
-
-// Whether verification reads the draft's distribution q for this request: not when greedy
-// (temperature 0 accepts a proposal iff it is the target's argmax), so the draft keeps no q then.
-inline bool needs_q(const RequestParams& p) { return p.temperature != 0.0; }
-
-// The distribution transform of a request (the draft uses the same one).
-inline SamplingParams to_sampling_params(const RequestParams& p) {
-  SamplingParams s;
-  s.temperature = static_cast<float>(p.temperature);
-  s.top_k = p.top_k;
-  s.top_p = static_cast<float>(p.top_p);
-  return s;
-}
-
-enum class FinishReason { kNone = 0, kLength, kStop, kCancelled, kError };
-const char* to_string(FinishReason reason);
+using FinishReason = ssdcore::FinishReason;  // ssdcore/request.h
 
 struct Sequence {
   int64_t id = -1;
   int32_t lane = -1;
   int32_t prompt_len = 0;
   std::vector<int32_t> tokens;
-  RequestParams params;
+  SamplingParams params;
   FinishReason finish = FinishReason::kNone;
   int32_t rounds = 0;
   int32_t accepted_drafts = 0;  // drafted tokens accepted over all rounds

@@ -6,7 +6,7 @@
 //   - onehot = true: deterministic proposals (n-gram backup): q_i is the one-hot at tokens[i]; no rows;
 //   - onehot = false: sampled proposals. q[i] is a handle to the draft logits row tokens[i] was sampled
 //     from (before the sampling transforms, which verification recomputes from the request's draft
-//     SamplingParams and saguaro_f): the draft forward's own Logits, kept alive by its owner, plus the
+//     SamplingTransform and saguaro_f): the draft forward's own Logits, kept alive by its owner, plus the
 //     row index. The rows stay where the draft produced them (host or device) and are never copied:
 //     verification reads them in place (logits_ops.h).
 // saguaro_f[i] is the Saguaro top-set size F used when sampling tokens[i] (0 = no down-weighting);

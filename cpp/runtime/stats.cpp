@@ -22,6 +22,7 @@ void clear_counters(StatsSnapshot& s, int K) {
   s.source_accepted.assign(kNumSpecSources, 0);
   s.phase_ns.assign(kNumPhases, 0);
   s.phase_count.assign(kNumPhases, 0);
+  s.requests_finished.assign(ssdcore::kNumFinishReasons, 0);
 }
 
 void fill_derived(StatsSnapshot& s) {
@@ -137,6 +138,13 @@ void Stats::add_draft_window(std::int64_t ns) {
 void Stats::add_worker_bytes(std::uint64_t bytes) {
   std::lock_guard<std::mutex> lk(m_);
   s_.worker_bytes += bytes;
+}
+
+void Stats::record_finish(FinishReason reason) {
+  const int i = static_cast<int>(reason);
+  if (i <= 0 || i >= ssdcore::kNumFinishReasons) return;
+  std::lock_guard<std::mutex> lk(m_);
+  s_.requests_finished[i] += 1;
 }
 
 StatsSnapshot Stats::snapshot() const {

@@ -1,10 +1,11 @@
 // stats.h: Stats, the engine's thread-safe counters, and ScopedTimer.
 //
-// Concept: what a run measured, for metrics endpoints, benchmarks and tests: rounds, committed tokens,
-// the accept-length histogram, per-position acceptance, per-position cache hits/misses, backup use by
-// kind, sequence-rounds and accepted tokens by how the speculation was made (SpecSource), total time
-// per phase, and how much draft work was hidden behind target verification. snapshot() copies
-// everything into a plain StatsSnapshot with derived ratios.
+// Concept: Stats is the live counters the workers write; StatsSnapshot (ssdcore/stats.h) is the copy
+// readers get. What a run measured, for metrics endpoints, benchmarks and tests: rounds, committed
+// tokens, the accept-length histogram, per-position acceptance, per-position cache hits/misses, backup
+// use by kind, sequence-rounds and accepted tokens by how the speculation was made (SpecSource), total
+// time per phase, how much draft work was hidden behind target verification, and requests finished by
+// reason. snapshot() copies everything into a StatsSnapshot with derived ratios.
 //
 // Positions: an accept count k is 0..K (K+1 histogram bins; the outcome position of SSD_SPEC).
 // Draft position i is 0..K-1 (the i-th proposal s_{i+1}): it is "reached" when the ratio test ran on
@@ -23,7 +24,10 @@
 #include <mutex>
 #include <vector>
 
+#include "ssdcore/stats.h"
+
 #include "engine_config.h"
+#include "sequence.h"
 #include "speculation.h"
 
 namespace ssd {
@@ -54,36 +58,9 @@ inline std::int64_t overlap_ns(std::int64_t a0, std::int64_t a1, std::int64_t b0
   return hi > lo ? hi - lo : 0;
 }
 
-struct StatsSnapshot {
-  int K = 0;
-  std::uint64_t rounds = 0;                   // target verifications (one per batch round)
-  std::uint64_t sequence_rounds = 0;          // record_accept calls (sum of batch sizes)
-  std::uint64_t tokens_committed = 0;
-  std::vector<std::uint64_t> accept_hist;     // [K+1] sequence-rounds with k accepted
-  std::vector<std::uint64_t> position_reached;   // [K]
-  std::vector<std::uint64_t> position_accepted;  // [K]
-  std::vector<std::uint64_t> cache_hits;      // [K+1] lookups whose real outcome k was cached
-  std::vector<std::uint64_t> cache_misses;    // [K+1]
-  std::vector<std::uint64_t> backup_counts;   // [4] indexed by Backup (auto, jit, ngram, none)
-  std::vector<std::uint64_t> source_rounds;   // [kNumSpecSources] sequence-rounds by SpecSource
-  std::vector<std::uint64_t> source_accepted; // [kNumSpecSources] accepted drafted tokens by source
-  std::vector<std::int64_t> phase_ns;         // [kNumPhases] total time, indexed by Phase
-  std::vector<std::uint64_t> phase_count;     // [kNumPhases] number of timed intervals
-  std::int64_t draft_overlap_ns = 0;          // draft busy time overlapping target verification
-  std::uint64_t draft_windows = 0;            // pre-speculation windows measured against a verification
-  std::uint64_t worker_bytes = 0;             // bytes the workers passed each other (wire_bytes, messages.h)
-
-  // Derived (computed by snapshot(); 0 when the denominator is 0).
-  std::vector<double> position_acceptance;    // [K] accepted / reached
-  std::vector<double> source_mean_accepted;   // [kNumSpecSources] source_accepted / source_rounds
-  double mean_accepted = 0;                   // mean k over sequence-rounds
-  double mean_accept_length = 0;              // mean k + 1 (tokens per sequence-round if no stops)
-  double tokens_per_round = 0;                // tokens_committed / rounds
-  double hit_rate = 0;                        // hits / (hits + misses)
-  std::int64_t draft_busy_ns = 0;             // pre-speculation windows + jit
-  double draft_hidden_fraction = 0;           // draft_overlap_ns / draft_busy_ns
-  double worker_bytes_per_round = 0;          // worker_bytes / rounds
-};
+// The copy readers get: the public ssdcore::StatsSnapshot (ssdcore/stats.h), one type for the runtime,
+// the public API and the binding.
+using StatsSnapshot = ssdcore::StatsSnapshot;
 
 class Stats {
  public:
@@ -103,6 +80,7 @@ class Stats {
   void add_phase_ns(Phase p, std::int64_t ns);          // one interval of ns (negative -> 0)
   void add_draft_window(std::int64_t overlap_ns);      // one window reported; its overlap_ns()
   void add_worker_bytes(std::uint64_t bytes);          // a message between the workers
+  void record_finish(FinishReason reason);              // one request ended (kNone is ignored)
 
   StatsSnapshot snapshot() const;
   void reset();

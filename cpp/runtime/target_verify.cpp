@@ -19,9 +19,9 @@ struct VerifyInputs {
   std::vector<SeqVerifyParams> params;
 };
 
-SeqVerifyParams verify_params(const RequestParams& p, double saguaro_c, int64_t position) {
+SeqVerifyParams verify_params(const SamplingParams& p, double saguaro_c, int64_t position) {
   SeqVerifyParams v;
-  v.target = to_sampling_params(p);
+  v.target = transform_of(p);
   v.draft = v.target;
   v.saguaro_c = static_cast<float>(saguaro_c);
   v.seed = p.seed;

@@ -218,7 +218,7 @@ int32_t row_argmax(const float* logits, int32_t vocab) {
   return 0;  // only with NaN logits
 }
 
-RowStats compute_row_stats(const float* logits, int32_t vocab, const SamplingParams& sampling,
+RowStats compute_row_stats(const float* logits, int32_t vocab, const SamplingTransform& sampling,
                            const SaguaroParams& saguaro, RowScratch& scratch, double* lanes) {
   RowStats s{};
   const Thr all = thr_all();

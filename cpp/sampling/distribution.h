@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "sampling_math.h"
-#include "sampling_params.h"
+#include "sampling_transform.h"
 
 namespace ssd {
 
@@ -36,7 +36,7 @@ struct RowScratch {
 int32_t row_argmax(const float* logits, int32_t vocab);
 
 // lanes (nullable, kLanes doubles) receives the canonical per-lane sums of the final weights.
-RowStats compute_row_stats(const float* logits, int32_t vocab, const SamplingParams& sampling,
+RowStats compute_row_stats(const float* logits, int32_t vocab, const SamplingTransform& sampling,
                            const SaguaroParams& saguaro, RowScratch& scratch, double* lanes);
 
 // Forced inlining keeps these loops inside their (possibly AVX2-cloned, see distribution.cpp) callers.

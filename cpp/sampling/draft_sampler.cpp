@@ -18,7 +18,7 @@ void check_draft_params(const DraftBatch& batch) {
   for (int r = 0; r < batch.rows; ++r) {
     const DraftRowParams& p = batch.params[r];
     const std::string where = "row " + std::to_string(r);
-    check_sampling_params(p.sampling, where);
+    check_sampling_transform(p.sampling, where);
     check_saguaro_c(p.saguaro.c, where);
     if (p.saguaro.fanout < 0)
       throw std::invalid_argument(where + ".saguaro_fanout: got " + std::to_string(p.saguaro.fanout) +

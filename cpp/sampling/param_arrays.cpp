@@ -20,7 +20,7 @@ struct SamplingArrays {
       : temperature(host_array<float>(get, prefix + "temperature", DType::kFloat32, n)),
         top_k(host_array<int32_t>(get, prefix + "top_k", DType::kInt32, n)),
         top_p(host_array<float>(get, prefix + "top_p", DType::kFloat32, n)) {}
-  SamplingParams at(int64_t i) const { return SamplingParams{temperature[i], top_k[i], top_p[i]}; }
+  SamplingTransform at(int64_t i) const { return SamplingTransform{temperature[i], top_k[i], top_p[i]}; }
 };
 
 // The Saguaro factor and the RNG key (seed, position), one per row.

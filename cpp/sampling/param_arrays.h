@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "sampling_params.h"
+#include "sampling_transform.h"
 #include "tensor_view.h"
 
 namespace ssd {

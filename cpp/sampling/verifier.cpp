@@ -120,8 +120,8 @@ void check_verify_params(const VerifyBatch& vb) {
     throw std::invalid_argument("verify: target_logits, draft_tokens and params must not be null");
   for (int b = 0; b < vb.batch; ++b) {
     const SeqVerifyParams& p = vb.params[b];
-    check_sampling_params(p.target, seq_field(b, "target"));
-    check_sampling_params(p.draft, seq_field(b, "draft"));
+    check_sampling_transform(p.target, seq_field(b, "target"));
+    check_sampling_transform(p.draft, seq_field(b, "draft"));
     check_saguaro_c(p.saguaro_c, seq_field(b, "draft"));
     if (p.draft_len < 0 || p.draft_len > vb.k)
       throw std::invalid_argument(seq_field(b, "draft_len") + ": got " + std::to_string(p.draft_len) +

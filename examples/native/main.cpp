@@ -38,7 +38,7 @@ const std::vector<std::vector<std::int32_t>> kPrompts = {
 
 struct RunOutput {
   std::vector<std::vector<std::int32_t>> tokens;  // per prompt
-  ssdcore::Stats stats;
+  ssdcore::StatsSnapshot stats;
   double seconds = 0;
   bool ok = true;
 };

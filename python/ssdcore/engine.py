@@ -2,24 +2,23 @@
 
 ``Engine(target, draft, mode="ssd", ...)`` loads both models (the bundled pair by default), checks
 their tokenizers, builds a :class:`~ssdcore.model_runner.ModelRunner` for each and starts the C++
-runtime (target worker + draft worker threads). ``generate`` blocks until every request finishes;
-``stream`` yields text deltas as rounds commit. One pump thread moves the runtime's output events to
-per-request queues, so any number of caller threads may generate concurrently. Call ``close()`` (or
-use ``with``); Ctrl-C inside ``generate`` cancels that call's requests and re-raises promptly.
+runtime through the public C++ engine (``ssdcore::Engine``: target worker + draft worker threads and
+a C++ router that files each request's output events). ``generate`` blocks until every request
+finishes; ``stream`` yields text deltas as rounds commit. Each caller waits on its own requests'
+events (``_core.Engine.next``, without the GIL), so any number of caller threads may generate
+concurrently. Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
+requests and re-raises promptly (waits are 100 ms slices).
 
 Lifecycle: ``close()`` fails every pending request, running or still queued, with
-:class:`~ssdcore.errors.EngineClosedError`, joins the runtime's workers and then the pump thread. An
-engine nobody closed is closed the same way at interpreter exit (a ``weakref.finalize`` hook), before
-the interpreter finalizes: a thread that re-takes the GIL after that is killed mid-C++-frame.
-A failed request raises the class its error kind names (``errors.request_error``).
+:class:`~ssdcore.errors.EngineClosedError` and joins the runtime's threads (none of which takes the
+GIL after its last forward). An engine nobody closed is closed the same way at interpreter exit (a
+``weakref.finalize`` hook), before the interpreter finalizes. A failed request raises the class its
+error kind names (``errors.request_error``).
 """
 from __future__ import annotations
 
-import collections
+import itertools
 import logging
-import os
-import queue
-import threading
 import weakref
 from typing import Iterator, List, Optional, Sequence, Union
 
@@ -52,27 +51,20 @@ class Engine:
         self.config, self.tokenizer, self.eos_token_ids = setup.config, setup.tokenizer, setup.eos_ids
         self.target, self.draft = setup.target, setup.draft
         self._vocab = int(setup.target_runner.vocab_size())
+        # the event router shares the draft's cores when the caller pinned the models, so that waking
+        # it never preempts the target worker (the draft has slack while the target verifies)
+        router_cores = list(draft_cores or ()) if target_cores else []
         try:
             self._core = _core.Engine(self.config.to_core(), setup.target_runner, setup.draft_runner,
-                                      list(self.eos_token_ids))
+                                      list(self.eos_token_ids), router_cores)
         except RuntimeError as e:  # a worker could not start: name the settings it was started with
             side = "draft" if "draft worker" in str(e) else "target"
             cores, threads = (draft_cores, draft_threads) if side == "draft" else (target_cores, target_threads)
             raise RuntimeError(f"{e} ({side}_cores = {cores!r}, {side}_threads = {threads})") from None
-        self._queues: dict = {}
-        self._unfinished: set = set()  # ids the runtime has not finished yet (even if the caller left)
-        self._finished: collections.Counter = collections.Counter()  # finish reason -> requests
-        self._lock = threading.Lock()
         self._closed = False
-        self._requests = 0
-        # the event pump shares the draft's cores when the caller pinned the models, so that waking it
-        # never preempts the target worker (the draft has slack while the target verifies)
-        pump_cores = tuple(draft_cores or ()) if target_cores else ()
-        self._pump = threading.Thread(target=self._pump_events, args=(pump_cores,), name="ssdcore-events",
-                                      daemon=True)
-        self._pump.start()
+        self._request_index = itertools.count(1)  # derives the seeds of requests without one (atomic)
         # an engine nobody closed is closed at interpreter exit, before its worker threads are torn down
-        self._finalizer = weakref.finalize(self, _close_core, self._core, self._pump)
+        self._finalizer = weakref.finalize(self, self._core.close)
         log.info("engine ready: %s", self.config)
 
     # ------------------------------------------------------------------ public API
@@ -91,8 +83,7 @@ class Engine:
                     pass
         except BaseException:
             for tracker, _ in trackers:
-                self._core.cancel(tracker.out.request_id)
-                self._forget(tracker.out.request_id)
+                self._core.discard(tracker.out.request_id)
             raise
         return [t.out for t, _ in trackers]
 
@@ -110,38 +101,34 @@ class Engine:
             return tracker.out
         finally:
             if tracker.out.finish_reason is None:
-                self._core.cancel(tracker.out.request_id)
-                self._forget(tracker.out.request_id)
+                self._core.discard(tracker.out.request_id)
             self.last_output = tracker.out
 
     def stats(self) -> dict:
         """Per-position acceptance and hit histograms, backup use, phase times, draft-hidden fraction,
-        and ``worker_bytes`` / ``worker_bytes_per_round``: what the target and draft workers passed each
+        requests finished by reason (every field of the C++ ``StatsSnapshot``, by name), and
+        ``worker_bytes`` / ``worker_bytes_per_round``: what the target and draft workers passed each
         other (token ids, accept lengths, row handles; never logits rows, so it does not grow with V)."""
         s = self._core.stats()
-        s["backup_use"] = dict(zip(("auto", "jit", "ngram", "none"), s.pop("backup_counts")))
-        with self._lock:  # requests that ended, by finish reason (those whose caller left included)
-            s["requests_finished"] = dict(self._finished)
+        s["backup_use"] = dict(zip(_core_names("BACKUPS"), s.pop("backup_counts")))
+        s["requests_finished"] = {reason: n for reason, n in zip(_core_names("FINISH_REASONS"),
+                                                                  s["requests_finished"]) if n}
         return s
 
     def pending_requests(self) -> int:
-        """Requests submitted and not yet finished by the runtime: running or queued, including those
-        whose caller has left (a cancelled request counts until its cancellation lands)."""
-        with self._lock:
-            return len(self._unfinished)
+        """Requests submitted and not yet done: running or queued, including those whose caller has
+        left (a cancelled request counts until its cancellation lands)."""
+        return int(self._core.pending())
 
     def reset_stats(self) -> None:
         self._core.reset_stats()
-        with self._lock:
-            self._finished.clear()
 
     def close(self) -> None:
         """Fails every pending request with EngineClosedError and stops the engine (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        self._finalizer.detach()
-        _close_core(self._core, self._pump)
+        self._finalizer()  # closes the runtime and joins its threads (without the GIL)
 
     def __enter__(self):
         return self
@@ -151,40 +138,34 @@ class Engine:
 
     # ------------------------------------------------------------------ internals
     def _submit(self, prompt: PromptLike, sp: SamplingParams, lazy: bool = False):
+        """(tracker, request id). A lazy request (generate() without stop strings) gets one event at
+        the finish instead of one per round."""
         if self._closed:
             raise EngineClosedError("the engine is closed; create a new Engine")
         text, ids = self._encode(prompt)
-        with self._lock:
-            self._requests += 1
-            seed = sp.seed if sp.seed is not None else _derive_seed(self.config.seed, self._requests)
-            q: queue.Queue = queue.Queue()
-            # a caller that only wants the result gets one event at the finish, not one per round
-            # (stop strings are matched on the way, so they need every round's tokens)
-            try:
-                rid = self._core.submit(ids, sp.to_core(seed), stream=not lazy or bool(sp.stop))
-            except RuntimeError:  # the scheduler's only RuntimeError: close() raced this submit
-                raise EngineClosedError("the engine is closed; create a new Engine") from None
-            self._queues[rid] = q
-            self._unfinished.add(rid)
+        index = next(self._request_index)
+        seed = sp.seed if sp.seed is not None else _derive_seed(self.config.seed, index)
+        try:
+            rid = self._core.submit(ids, sp.to_core(seed), every_round=not lazy or bool(sp.stop))
+        except RuntimeError:  # the engine's only RuntimeError on submit: close() raced it
+            raise EngineClosedError("the engine is closed; create a new Engine") from None
         out = RequestOutput(request_id=rid, prompt=text, prompt_token_ids=list(ids))
-        return RequestTracker(out, self.tokenizer, sp.stop, lazy), q
+        return RequestTracker(out, self.tokenizer, sp.stop, lazy), rid
 
-    def _drain(self, tracker: RequestTracker, q: queue.Queue) -> Iterator[str]:
+    def _drain(self, tracker: RequestTracker, rid: int) -> Iterator[str]:
         while True:
-            try:
-                ev = q.get(timeout=0.1)  # short waits keep Ctrl-C responsive
-            except queue.Empty:
+            ev = self._core.next(rid, 100)  # short waits keep Ctrl-C responsive
+            if ev is None:
                 continue
-            if ev.get("tokens"):
+            if ev["tokens"]:
                 delta = tracker.add_tokens(ev["tokens"])
-                if tracker.stopped and not ev.get("finish"):
-                    self._core.cancel(tracker.out.request_id)
+                if tracker.stopped and not ev["finish"]:
+                    self._core.cancel(rid)
                 yield delta
-            if ev.get("finish"):
-                self._forget(tracker.out.request_id)
+            if ev["finish"]:
                 if ev["finish"] == "error":
-                    raise request_error(ev.get("error_kind", ""), ev["error"])
-                yield tracker.finish(ev["finish"], ev.get("metrics"))
+                    raise request_error(ev["error_kind"], ev["error"])
+                yield tracker.finish(ev["finish"], ev["metrics"])
                 return
 
     def _encode(self, prompt: PromptLike):
@@ -206,35 +187,6 @@ class Engine:
                 raise ValueError(f"prompt token {i} = {t} is outside the vocabulary: allowed "
                                  f"0..{self._vocab - 1}")
         return None, ids
-
-    def _forget(self, rid: int) -> None:
-        with self._lock:
-            self._queues.pop(rid, None)
-
-    def _pump_events(self, cores: tuple) -> None:
-        if cores and hasattr(os, "sched_setaffinity"):
-            try:
-                os.sched_setaffinity(0, set(cores))  # 0 = this thread on Linux
-            except OSError as e:  # the draft worker reports bad cores itself; the pump just runs unpinned
-                log.warning("event pump not pinned to cores %s: %s", cores, e)
-        while True:
-            ev = self._core.poll(100)
-            if ev is None:
-                continue
-            if ev == "closed":
-                break
-            with self._lock:
-                q = self._queues.get(ev["seq_id"])
-                if ev.get("finish"):
-                    self._unfinished.discard(ev["seq_id"])
-                    self._finished[ev["finish"]] += 1
-            if q is not None:
-                q.put(ev)
-        with self._lock:  # the runtime failed every request it knew; nothing may wait for ever
-            self._unfinished.clear()
-            for rid, q in self._queues.items():
-                q.put({"seq_id": rid, "tokens": [], "finish": "error", "error_kind": "closed",
-                       "error": "the engine was closed before the request finished"})
 
 
 def _derive_seed(engine_seed: int, index: int) -> int:
@@ -274,11 +226,10 @@ __all__ = ["Engine", "EngineClosedError", "EngineConfig", "ModelRunnerError", "N
            "RequestOutput", "SamplingParams"]
 
 
-def _close_core(core, pump: threading.Thread) -> None:
-    """Closes the runtime (every pending request fails) and joins the pump, which then exits."""
-    core.close()
-    if pump is not threading.current_thread():
-        pump.join()
+def _core_names(attr: str) -> tuple:
+    from . import _core
+
+    return tuple(getattr(_core, attr))
 
 
 def _check_encodable(text: str) -> None:

@@ -1,14 +1,18 @@
-"""EngineConfig: the engine's one configuration, mirroring the C++ ``ssd::EngineConfig`` field for field.
+"""EngineConfig: the engine's one configuration, mirroring the C++ ``ssdcore::EngineConfig``
+(cpp/include/ssdcore/config.h) field for field.
 
 A frozen dataclass; :meth:`to_core` builds the C++ struct, whose ``validate()`` is the single source of
 the rules (errors name the field, the value given and what is allowed, raised as ValueError). A test
-keeps the two field lists identical. Immutable, so any thread may read it.
+keeps the two field lists and defaults identical: a new setting is added to the C++ struct (and its
+validate()) and here, nowhere else. Immutable, so any thread may read it.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Tuple
+
+from ._core_struct import UINT64, build
 
 
 @dataclass(frozen=True)
@@ -32,49 +36,13 @@ class EngineConfig:
         """The validated C++ ``_core.EngineConfig`` (ValueError naming the field when invalid)."""
         from . import _core
 
-        core = _core.EngineConfig()
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            _check_width(f.name, value)
-            try:
-                setattr(core, f.name, list(value) if f.name == "fan_out_list" else value)
-            except TypeError:
-                raise ValueError(f"EngineConfig.{f.name} = {value!r} has the wrong type: "
-                                 f"expected {f.type}") from None
-        core.validate()
-        return core
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return build(_core.EngineConfig, "EngineConfig", values, {"seed": UINT64})
 
     def scratch_slots(self) -> int:
-        """Draft KV scratch slots per lane needed for the SSD tree branches."""
-        if self.mode != "ssd":
-            return 0
-        return max(self.fan_out_budget, sum(self.fan_out_list)) * self.K
+        """Draft KV scratch slots per lane needed for the SSD tree branches (the C++ rule)."""
+        return int(self.to_core().scratch_slots())
 
     @staticmethod
     def field_names() -> Tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(EngineConfig))
-
-
-_INT32 = (-2**31, 2**31 - 1)
-_UINT64 = (0, 2**64 - 1)
-
-
-def _check_width(name: str, value) -> None:
-    """ValueError for an integer the C++ field cannot hold (int32, or uint64 for seed), with the
-    field's own limits: the C++ rules are the one source, so ask them about the nearest value it can
-    hold (set on a default config, where every other field is valid)."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        return
-    lo, hi = _UINT64 if name == "seed" else _INT32
-    if lo <= value <= hi:
-        return
-    from . import _core
-
-    nearest = min(max(value, lo), hi)
-    probe = _core.EngineConfig()
-    setattr(probe, name, nearest)
-    try:
-        probe.validate()
-    except ValueError as e:
-        raise ValueError(str(e).replace(f"= {nearest} ", f"= {value} ", 1)) from None
-    raise ValueError(f"EngineConfig.{name} = {value} is invalid: allowed {lo}..{hi}")

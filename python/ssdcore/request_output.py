@@ -10,15 +10,34 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 
-@dataclass
+@dataclass(frozen=True)
 class RequestMetrics:
+    """What one request measured: the C++ ``ssdcore::RequestMetrics`` (ssdcore/request.h) field for
+    field (a test keeps the two in sync), plus the ratios derived from it."""
     prompt_tokens: int = 0
     generated_tokens: int = 0
-    rounds: int = 0
-    mean_accept_length: float = 0.0   # tokens committed per round (accepted drafts + 1)
-    cache_hit_rate: float = 0.0       # rounds served from the speculation cache / rounds
-    time_to_first_token: float = 0.0  # seconds
-    decode_tokens_per_s: float = 0.0  # tokens after the first / time after the first
+    rounds: int = 0                   # target verifications the request took part in
+    accepted_drafts: int = 0          # drafted tokens accepted
+    cache_hits: int = 0               # rounds whose speculation came from the SSD cache
+    cache_lookups: int = 0
+    time_to_first_token: float = 0.0  # seconds from submission
+    decode_seconds: float = 0.0       # seconds from the first token to the finish
+
+    @property
+    def mean_accept_length(self) -> float:
+        """Tokens committed per round (accepted drafts + 1)."""
+        return (self.accepted_drafts + self.rounds) / self.rounds if self.rounds else 0.0
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """Rounds served from the speculation cache / lookups."""
+        return self.cache_hits / self.cache_lookups if self.cache_lookups else 0.0
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        """Tokens after the first / time after the first."""
+        gen, decode = self.generated_tokens, self.decode_seconds
+        return (gen - 1) / decode if decode > 0 and gen > 1 else 0.0
 
 
 @dataclass
@@ -33,16 +52,8 @@ class RequestOutput:
 
 
 def metrics_from(raw: dict) -> RequestMetrics:
-    rounds = raw.get("rounds", 0)
-    gen = raw.get("generated_tokens", 0)
-    decode = raw.get("decode_seconds", 0.0)
-    lookups = raw.get("cache_lookups", 0)
-    return RequestMetrics(
-        prompt_tokens=raw.get("prompt_tokens", 0), generated_tokens=gen, rounds=rounds,
-        mean_accept_length=(raw.get("accepted_drafts", 0) + rounds) / rounds if rounds else 0.0,
-        cache_hit_rate=raw.get("cache_hits", 0) / lookups if lookups else 0.0,
-        time_to_first_token=raw.get("time_to_first_token", 0.0),
-        decode_tokens_per_s=(gen - 1) / decode if decode > 0 and gen > 1 else 0.0)
+    """The metrics of a final event (the C++ struct's fields by name)."""
+    return RequestMetrics(**raw)
 
 
 class RequestTracker:

@@ -1,17 +1,20 @@
-"""SamplingParams: how one request samples and when it stops (mirrors C++ ``ssd::RequestParams``;
-stop strings stay in Python because they need the tokenizer).
+"""SamplingParams: how one request samples and when it stops. Mirrors the C++
+``ssdcore::SamplingParams`` (cpp/include/ssdcore/sampling.h) field for field, plus the stop strings,
+which need the tokenizer and stay in Python; ``seed=None`` derives a seed from the engine's.
 
-Validated on construction: every error is a ValueError naming the field, the value given and what is
-allowed. Frozen, so a value may be shared between requests and threads.
+Validated on construction by the C++ rules (``SamplingParams::validate()``, the same ones the
+runtime applies): every error is a ValueError naming the field, the value given and what is allowed.
+Only what C++ cannot see is checked here: Python types (a bool is not a number), stop strings, and
+``seed=None``. Frozen, so a value may be shared between requests and threads.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
+from ._core_struct import UINT64, build
+
 _UINT64 = 2**64
-_INT32_MAX = 2**31 - 1  # integers the runtime keeps as int32 (token ids, counts)
 
 
 def _fail(name: str, value, allowed: str) -> ValueError:
@@ -42,37 +45,27 @@ class SamplingParams:
             object.__setattr__(self, "stop", (self.stop,))
         object.__setattr__(self, "stop", tuple(self.stop or ()))
         object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids or ()))
-        t = self.temperature
-        if not _is_number(t) or not math.isfinite(t) or t < 0:
-            raise _fail("temperature", t, "a finite number >= 0 (0 = greedy)")
-        if not _is_int(self.top_k) or not 0 <= self.top_k <= _INT32_MAX:
-            raise _fail("top_k", self.top_k, f"an integer in [0, {_INT32_MAX}] (0 = off)")
-        if not _is_number(self.top_p) or not (0 < self.top_p <= 1):
-            raise _fail("top_p", self.top_p, "a number in (0, 1] (1 = off)")
-        if not _is_int(self.max_tokens) or not 1 <= self.max_tokens <= _INT32_MAX:
-            raise _fail("max_tokens", self.max_tokens, f"an integer in [1, {_INT32_MAX}]")
+        for name, is_type, allowed in (("temperature", _is_number, "a number"), ("top_k", _is_int, "an integer"),
+                                       ("top_p", _is_number, "a number"), ("max_tokens", _is_int, "an integer")):
+            if not is_type(getattr(self, name)):
+                raise _fail(name, getattr(self, name), allowed)
         if not all(isinstance(s, str) and s for s in self.stop):
             raise _fail("stop", self.stop, "non-empty strings")
-        if not all(_is_int(i) and 0 <= i <= _INT32_MAX for i in self.stop_token_ids):
-            raise _fail("stop_token_ids", self.stop_token_ids, f"token ids in [0, {_INT32_MAX}]")
+        if not all(_is_int(i) for i in self.stop_token_ids):
+            raise _fail("stop_token_ids", self.stop_token_ids, "token ids (integers)")
         if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < _UINT64):
             raise _fail("seed", self.seed, f"None or an integer in [0, {_UINT64 - 1}]")
         if not isinstance(self.ignore_eos, bool):
             raise _fail("ignore_eos", self.ignore_eos, "True or False")
+        self.to_core(0)  # the value rules: C++ SamplingParams::validate()
 
     def to_core(self, seed: int):
-        """The C++ ``_core.RequestParams`` with the given (resolved) seed."""
+        """The validated C++ ``_core.SamplingParams`` with the given (resolved) seed."""
         from . import _core
 
-        p = _core.RequestParams()
-        p.temperature = float(self.temperature)
-        p.top_k = int(self.top_k)
-        p.top_p = float(self.top_p)
-        p.max_tokens = int(self.max_tokens)
-        p.ignore_eos = bool(self.ignore_eos)
-        p.stop_token_ids = list(self.stop_token_ids)
-        p.seed = int(seed)
-        return p
+        values = {name: getattr(self, name) for name in _core.SamplingParams.field_names() if name != "seed"}
+        values["seed"] = seed
+        return build(_core.SamplingParams, "SamplingParams", values, {"seed": UINT64})
 
 
 SamplingParamsLike = Union[SamplingParams, dict, None]

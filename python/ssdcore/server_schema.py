@@ -1,7 +1,7 @@
 """Request models and response bodies of the OpenAI-compatible server (``ssdcore serve``).
 
 Pydantic models validate the JSON of ``POST /v1/completions`` and ``POST /v1/chat/completions``
-(types, ranges); :func:`parse_request` parses and validates a raw body in one step (the server runs it
+(types, widths; the sampling values' ranges are SamplingParams' own rules); :func:`parse_request` parses and validates a raw body in one step (the server runs it
 off the event loop); :func:`sampling_params` turns a request into :class:`SamplingParams`, whose own
 ValueErrors become HTTP 400 too. Unknown fields are ignored (as vLLM does); known OpenAI fields that
 ssdcore cannot honour (``n`` > 1, ``logprobs``, ``echo``, penalties, tools...) are rejected with an
@@ -61,8 +61,8 @@ class _Common(BaseModel):
     model: str
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
-    temperature: Optional[float] = Field(None, ge=0)
-    top_p: Optional[float] = Field(None, gt=0, le=1)
+    temperature: Optional[float] = None  # its range is SamplingParams' (one set of rules)
+    top_p: Optional[float] = None
     top_k: Optional[int] = Field(None, ge=-1, le=INT32_MAX)
     max_tokens: Optional[Count] = None
     stop: Optional[Union[str, List[str]]] = None

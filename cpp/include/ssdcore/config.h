@@ -1,7 +1,13 @@
 // ssdcore/config.h: ssdcore::EngineConfig, every knob of the engine in one plain struct.
 //
-// Mirrors the runtime's internal EngineConfig and the Python dataclass ssdcore.EngineConfig field for
-// field (same names, order and defaults; field_names() lists them). Enumerations are plain strings.
+// The one configuration type: the runtime, the public C++ API and the Python binding all use this
+// struct (the runtime names it ssd::EngineConfig). The Python frozen dataclass ssdcore.EngineConfig
+// mirrors it field for field (same names, order and defaults; a test keeps the two in sync).
+// for_each_field() lists the fields once, in declaration order: field_names(), to_string() and the
+// Python binding are derived from it, so a new setting is declared here, listed there, checked in
+// validate() and mirrored by the Python dataclass, and nothing else changes. Enumerations are plain
+// strings.
+//
 // Nothing is checked on assignment: validate() (called by the Engine constructor) throws
 // std::invalid_argument naming the first bad field, the value and what is allowed, e.g.
 // "EngineConfig.K = 0 is invalid: allowed 1..32".
@@ -10,7 +16,7 @@
 // a lane needs target_slots() slots (= max_context); on the draft, draft_slots() (= max_context plus
 // the scratch slots that hold SSD tree branches, see ssdcore/model_runner.h).
 //
-// Threads: a plain value type.
+// Threads: a plain value type; concurrent const use is safe.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,7 +30,9 @@ struct EngineConfig {
   static constexpr int kMinContext = 16;    // smallest max_context
   static constexpr int kMaxNgramN = 8;      // largest ngram_n
   static constexpr int kMaxSpinWaitUs = 1000000;  // largest spin_wait_us (one second)
-  static constexpr int kMaxBatch = 4096;    // largest max_batch (what fits memory is checked apart)
+  // Hard caps that refuse absurd values before any memory is touched; what fits a machine is
+  // checked against its memory where the KV caches are sized (the Python layer, before allocation).
+  static constexpr int kMaxBatch = 4096;    // largest max_batch
   static constexpr int kMaxContext = 1 << 20;  // largest max_context
 
   std::string mode = "ssd";              // "ssd" (speculative speculative), "sd" (speculative), "ar"
@@ -38,16 +46,39 @@ struct EngineConfig {
   int max_batch = 8;                     // sequences per round (= KV lanes), 1..4096
   int max_context = 1024;                // tokens per sequence (prompt + generated), 16..2^20
   int ngram_n = 3;                       // match length of the ngram backup, 1..8
-  std::uint64_t seed = 0;                // engine default seed
+  std::uint64_t seed = 0;                // engine default seed (requests may override)
   int stats_window = 256;                // rounds of history for the online estimates, >= 1
   int spin_wait_us = 0;                  // a worker polls this long for the other before parking,
                                          // 0..1000000; > 0 only when each worker has its own cores
 
+  // Calls f(name, &EngineConfig::field) for every field above, in declaration order.
+  template <class F>
+  static void for_each_field(F&& f) {
+    f("mode", &EngineConfig::mode);
+    f("K", &EngineConfig::K);
+    f("fan_out_mode", &EngineConfig::fan_out_mode);
+    f("fan_out_budget", &EngineConfig::fan_out_budget);
+    f("fan_out_list", &EngineConfig::fan_out_list);
+    f("backup", &EngineConfig::backup);
+    f("auto_jit_max_batch", &EngineConfig::auto_jit_max_batch);
+    f("saguaro_c", &EngineConfig::saguaro_c);
+    f("max_batch", &EngineConfig::max_batch);
+    f("max_context", &EngineConfig::max_context);
+    f("ngram_n", &EngineConfig::ngram_n);
+    f("seed", &EngineConfig::seed);
+    f("stats_window", &EngineConfig::stats_window);
+    f("spin_wait_us", &EngineConfig::spin_wait_us);
+  }
+
   // Throws std::invalid_argument on the first invalid field (declaration order).
   void validate() const;
   // The field names, in declaration order.
-  static std::vector<std::string> field_names();
-  // "EngineConfig(mode='ssd', K=4, ...)".
+  static std::vector<std::string> field_names() {
+    std::vector<std::string> names;
+    for_each_field([&names](const char* name, auto) { names.emplace_back(name); });
+    return names;
+  }
+  // "EngineConfig(mode='ssd', K=4, ...)", for logs and the Python repr.
   std::string to_string() const;
 
   // KV slots per lane the target runner must provide: max_context.

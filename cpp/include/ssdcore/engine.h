@@ -6,14 +6,17 @@
 // output events to the requests they belong to. Requests are token ids in, token ids out: tokenizing
 // is the application's business.
 //
-// Two ways to run a request (they can be mixed freely on one engine):
+// Three ways to run a request (they can be mixed freely on one engine):
 //   - blocking:  generate(prompt, params, on_tokens) returns the whole Result; on_tokens, if given,
 //                is called on the calling thread with each group of new tokens as they are decided.
 //   - async:     submit(prompt, params) returns an id at once; then either wait(id) for its Result,
 //                or poll() the Events of all submitted requests as they stream.
-// Each submitted request is collected once: by wait(id), or by poll() returning its final event
-// (after which wait(id) throws std::invalid_argument). An uncollected finished request keeps its
-// Result in memory until collected or until the Engine is destroyed.
+//   - per request: submit(prompt, params, Delivery::kNext) and then next(id) for that request's
+//                Events (Delivery::kNextFinal: one final Event with every token); discard(id) stops
+//                following it.
+// Each submitted request is collected once: by wait(id), by poll() or next(id) returning its final
+// event (after which wait(id) throws std::invalid_argument), or by discard(id). An uncollected
+// finished request keeps its Result in memory until collected or until the Engine is destroyed.
 //
 // Errors:
 //   - bad arguments (empty prompt, token outside the vocabulary, invalid sampling parameters,
@@ -34,6 +37,7 @@
 // or queued then finish with FinishReason::kError.
 #pragma once
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,34 +46,13 @@
 
 #include "ssdcore/config.h"
 #include "ssdcore/model_runner.h"
+#include "ssdcore/request.h"
 #include "ssdcore/sampling.h"
 #include "ssdcore/stats.h"
 
 namespace ssdcore {
 
 using RequestId = std::int64_t;
-
-enum class FinishReason : int {
-  kNone = 0,   // still running (only in non-final Events)
-  kLength,     // max_tokens generated
-  kStop,       // an EOS id or a stop token id was decided (not included in the output)
-  kCancelled,  // cancel() or a TokenCallback returning false
-  kError,      // a model runner failed, or the engine closed first; see error
-};
-// "none", "length", "stop", "cancelled", "error".
-const char* to_string(FinishReason reason) noexcept;
-
-// Per-request metrics, complete when the request has finished.
-struct RequestMetrics {
-  std::int32_t prompt_tokens = 0;
-  std::int32_t generated_tokens = 0;
-  std::int32_t rounds = 0;             // target verifications the request took part in
-  std::int32_t accepted_drafts = 0;    // drafted tokens accepted
-  std::int32_t cache_hits = 0;         // rounds whose speculation came from the SSD cache
-  std::int32_t cache_lookups = 0;
-  double time_to_first_token = 0.0;    // seconds from submission
-  double decode_seconds = 0.0;         // seconds from the first token to the finish
-};
 
 // A piece of a request's output stream. The tokens of all Events of one request, in order, are its
 // output; exactly one Event per request has finished() true, and it is the last one.
@@ -78,6 +61,7 @@ struct Event {
   std::vector<std::int32_t> tokens;            // newly decided tokens (may be empty)
   FinishReason finish_reason = FinishReason::kNone;
   std::string error;                           // set when finish_reason == kError
+  ErrorKind error_kind = ErrorKind::kNone;     // set when finish_reason == kError
   RequestMetrics metrics;                      // valid in the final event
 
   bool finished() const { return finish_reason != FinishReason::kNone; }
@@ -89,6 +73,7 @@ struct Result {
   std::vector<std::int32_t> tokens;            // every generated token
   FinishReason finish_reason = FinishReason::kNone;
   std::string error;                           // non-empty iff finish_reason == kError
+  ErrorKind error_kind = ErrorKind::kNone;     // set when finish_reason == kError
   RequestMetrics metrics;
 
   bool ok() const { return finish_reason != FinishReason::kError; }
@@ -98,6 +83,17 @@ struct Result {
 // Return true to continue, false to cancel the request (it then finishes with kCancelled and the
 // Result holds the tokens decided so far, possibly a few more than the callback saw).
 using TokenCallback = std::function<bool(const std::vector<std::int32_t>& new_tokens)>;
+
+// How submit() hands a request's output back.
+enum class Delivery : int {
+  kPoll = 0,   // its Events through poll(), or its Result through wait(id)
+  kNext,       // its Events, in order, through next(id): one per round that decided tokens
+  kNextFinal,  // through next(id), as one final Event carrying every token (no per-round traffic)
+};
+
+namespace detail {
+struct EngineBuilder;  // internal: builds an Engine over the runtime's own runners (Python binding)
+}
 
 class Engine {
  public:
@@ -114,7 +110,8 @@ class Engine {
                   const TokenCallback& on_tokens = nullptr);
 
   // Async: queues a request and returns its id.
-  RequestId submit(std::vector<std::int32_t> prompt, const SamplingParams& params);
+  RequestId submit(std::vector<std::int32_t> prompt, const SamplingParams& params,
+                   Delivery delivery = Delivery::kPoll);
   // Blocks until request `id` (from submit) finishes and returns its Result. Throws
   // std::invalid_argument if `id` is unknown or already collected.
   Result wait(RequestId id);
@@ -122,11 +119,21 @@ class Engine {
   // engine produced them. Returns false when none arrived within `timeout`, or when the engine is
   // closed and every event has been returned.
   bool poll(Event* event, std::chrono::milliseconds timeout = std::chrono::milliseconds(100));
+  // The next Event of request `id` (submitted with Delivery::kNext or kNextFinal), in order. Returns
+  // false when none arrived within `timeout`. Its final Event collects the request. Throws
+  // std::invalid_argument if `id` is unknown, collected, or delivered otherwise.
+  bool next(RequestId id, Event* event, std::chrono::milliseconds timeout);
   // Asks the engine to stop request `id` after its current round; it then finishes with kCancelled.
   // Unknown or finished ids are ignored.
   void cancel(RequestId id);
+  // Stops following request `id`: cancels it and drops its output; it is forgotten once it ends.
+  // Unknown ids are ignored.
+  void discard(RequestId id);
+  // Requests the engine holds: queued, running, or finished and not yet collected (a discarded one
+  // until it ends).
+  std::size_t pending() const;
 
-  Stats stats() const;
+  StatsSnapshot stats() const;
   void reset_stats();
   const EngineConfig& config() const;
   std::int64_t vocab_size() const;
@@ -135,6 +142,8 @@ class Engine {
 
  private:
   class Impl;
+  friend struct detail::EngineBuilder;
+  explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -4,7 +4,8 @@
 //   ssdcore/config.h        ssdcore::EngineConfig
 //   ssdcore/sampling.h      ssdcore::SamplingParams
 //   ssdcore/model_runner.h  ssdcore::ModelRunner (you implement it), ForwardBatch, Logits
-//   ssdcore/stats.h         ssdcore::Stats
+//   ssdcore/stats.h         ssdcore::StatsSnapshot
+//   ssdcore/request.h       ssdcore::FinishReason, ErrorKind, RequestMetrics
 //   ssdcore/engine.h        ssdcore::Engine, Result, Event, TokenCallback
 //
 // Link with the CMake target ssdcore::ssdcore (find_package(ssdcore CONFIG REQUIRED)); see
@@ -16,4 +17,5 @@
 #include "ssdcore/sampling.h"
 #include "ssdcore/model_runner.h"
 #include "ssdcore/stats.h"
+#include "ssdcore/request.h"
 #include "ssdcore/engine.h"

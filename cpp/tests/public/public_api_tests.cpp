@@ -174,11 +174,54 @@ SSD_TEST(submit_wait_and_poll_match_generate) {
   SSD_CHECK_EQ(finished, ids.size() - 1);
   for (size_t i = 1; i < ids.size(); ++i) SSD_CHECK(got[ids[i]] == expected[i]);
   SSD_CHECK(!rig.engine.poll(&ev, std::chrono::milliseconds(10)));
-  ssdcore::Stats s = rig.engine.stats();
+  ssdcore::StatsSnapshot s = rig.engine.stats();
   SSD_CHECK(s.rounds > 0);
   SSD_CHECK_EQ(s.accept_hist.size(), 4u);
   SSD_CHECK_EQ(s.phase_ns.size(), static_cast<size_t>(ssdcore::kNumPhases));
   SSD_CHECK(s.tokens_per_round > 1.0);  // the draft agrees often enough to beat one token a round
+}
+
+SSD_TEST(next_delivers_one_request_and_discard_forgets_it) {
+  std::vector<std::vector<std::int32_t>> expected;
+  {
+    Rig rig(config_for("ar"));
+    for (const auto& prompt : kPrompts) expected.push_back(rig.engine.generate(prompt, greedy(20)).tokens);
+  }
+  Rig rig(config_for("ssd"));
+  const ssdcore::RequestId each = rig.engine.submit(kPrompts[0], greedy(20), ssdcore::Delivery::kNext);
+  const ssdcore::RequestId once = rig.engine.submit(kPrompts[1], greedy(20), ssdcore::Delivery::kNextFinal);
+  const ssdcore::RequestId dropped = rig.engine.submit(kPrompts[2], greedy(20), ssdcore::Delivery::kNext);
+  rig.engine.discard(dropped);
+  SSD_CHECK(throws<std::invalid_argument>([&] { rig.engine.wait(each); }));  // delivered through next()
+  // Collects request `id` through next(): its tokens, and how many events carried them.
+  const auto collect = [&](ssdcore::RequestId id, int* events) {
+    std::vector<std::int32_t> tokens;
+    ssdcore::Event ev;
+    *events = 0;
+    while (!ev.finished()) {
+      if (!rig.engine.next(id, &ev, std::chrono::milliseconds(1000))) continue;
+      SSD_CHECK_EQ(ev.id, id);
+      tokens.insert(tokens.end(), ev.tokens.begin(), ev.tokens.end());
+      *events += ev.tokens.empty() ? 0 : 1;
+    }
+    SSD_CHECK(ev.finish_reason == ssdcore::FinishReason::kLength && ev.error_kind == ssdcore::ErrorKind::kNone);
+    SSD_CHECK_EQ(ev.metrics.generated_tokens, 20);
+    return tokens;
+  };
+  int events = 0;
+  SSD_CHECK(collect(each, &events) == expected[0]);
+  SSD_CHECK(events > 1);
+  SSD_CHECK(collect(once, &events) == expected[1]);
+  SSD_CHECK_EQ(events, 1);
+  ssdcore::Event ev;
+  SSD_CHECK(throws<std::invalid_argument>([&] { rig.engine.next(each, &ev, std::chrono::milliseconds(1)); }));
+  // the discarded request is forgotten once it ends (cancelled, or finished first)
+  while (rig.engine.pending() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  SSD_CHECK(!rig.engine.poll(&ev, std::chrono::milliseconds(1)));
+  const ssdcore::StatsSnapshot s = rig.engine.stats();
+  SSD_CHECK_EQ(s.requests_finished[static_cast<int>(ssdcore::FinishReason::kLength)] +
+                   s.requests_finished[static_cast<int>(ssdcore::FinishReason::kCancelled)],
+               3u);
 }
 
 SSD_TEST(concurrent_generate_from_several_threads) {

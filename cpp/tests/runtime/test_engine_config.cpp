@@ -52,9 +52,9 @@ SSD_TEST(defaults_are_valid_and_documented) {
   SSD_CHECK_EQ(c.ngram_n, 3);
   SSD_CHECK_EQ(c.seed, 0u);
   SSD_CHECK_EQ(c.stats_window, 256);
-  SSD_CHECK(c.mode_enum() == ssd::Mode::kSsd);
-  SSD_CHECK(c.fan_out_mode_enum() == ssd::FanOutMode::kUniform);
-  SSD_CHECK(c.backup_enum() == ssd::Backup::kAuto);
+  SSD_CHECK(ssd::mode_of(c) == ssd::Mode::kSsd);
+  SSD_CHECK(ssd::fan_out_mode_of(c) == ssd::FanOutMode::kUniform);
+  SSD_CHECK(ssd::backup_of(c) == ssd::Backup::kAuto);
 }
 
 SSD_TEST(exact_message_format) {
@@ -167,6 +167,20 @@ SSD_TEST(enum_parsing_round_trips_and_errors_list_names) {
   SSD_CHECK_EQ(msg, std::string("unknown backup \"JIT\": allowed \"auto\", \"jit\", \"ngram\", \"none\""));
   SSD_CHECK_THROWS(ssd::parse_mode(""));
   SSD_CHECK_THROWS(ssd::parse_fan_out_mode("Uniform"));
+}
+
+// The sizing helpers against the slot layout the draft worker uses.
+SSD_TEST(draft_sizing_covers_the_tree_scratch) {
+  EngineConfig c;
+  c.K = 5;
+  c.fan_out_budget = 3;
+  SSD_CHECK_EQ(c.scratch_slots(), 15);
+  c.fan_out_mode = "list";
+  c.fan_out_list = {2, 2, 1, 1, 1, 2};  // 9 branches
+  SSD_CHECK_EQ(c.scratch_slots(), 45);
+  SSD_CHECK_EQ(c.draft_slots(), c.max_context + 45);
+  c.mode = "ar";
+  SSD_CHECK_EQ(c.draft_slots(), c.max_context);
 }
 
 int main() { return ssd_test::run_all(); }

@@ -123,7 +123,7 @@ Run run(int64_t vocab, int batch, Counts* counts, Counts* cpu_counts) {
   Run out;
   {
     Engine engine(config, &target, &draft, {}, backends);
-    RequestParams p;
+    SamplingParams p;
     p.temperature = 1.0, p.max_tokens = kMaxTokens;
     for (int i = 0; i < batch; ++i) {
       p.seed = 11 + i;

@@ -16,7 +16,7 @@ using namespace ssd;
 namespace {
 
 // The kept set by the definitions in distribution.h, by brute force: sort everything, count, cumulate.
-std::vector<char> kept_by_definition(const std::vector<float>& l, const SamplingParams& sp) {
+std::vector<char> kept_by_definition(const std::vector<float>& l, const SamplingTransform& sp) {
   const int v = static_cast<int>(l.size());
   std::vector<int> order(v);
   std::iota(order.begin(), order.end(), 0);
@@ -45,7 +45,7 @@ std::vector<char> kept_by_definition(const std::vector<float>& l, const Sampling
   return keep;
 }
 
-std::vector<char> kept_by_stats(const std::vector<float>& l, const SamplingParams& sp) {
+std::vector<char> kept_by_stats(const std::vector<float>& l, const SamplingTransform& sp) {
   RowScratch sc;
   const RowStats s = compute_row_stats(l.data(), static_cast<int32_t>(l.size()), sp, SaguaroParams{}, sc, nullptr);
   std::vector<char> keep(l.size());
@@ -69,7 +69,7 @@ SSD_TEST(top_k_and_top_p_selections_match_brute_force) {
   for (float& x : wide) x = normal(rng);
   struct Case {
     const std::vector<float>* row;
-    SamplingParams sp;
+    SamplingTransform sp;
   };
   const Case cases[] = {
       {&tail, {1.0f, 0, 0.99999f}}, {&tail, {1.0f, 0, 0.9999999f}}, {&tail, {0.5f, 0, 0.999f}},

@@ -60,8 +60,8 @@ std::vector<float> random_logits(std::mt19937_64& rng, size_t n, int v, float sc
   return out;
 }
 
-SamplingParams random_sampling(std::mt19937_64& rng, int v) {
-  SamplingParams sp;
+SamplingTransform random_sampling(std::mt19937_64& rng, int v) {
+  SamplingTransform sp;
   sp.temperature = pick(rng, {0.0f, 0.5f, 1.0f, 1.0f, 2.0f});
   sp.top_k = pick(rng, {0, 0, 1, 2, 5, v});
   sp.top_p = pick(rng, {1.0f, 1.0f, 0.9f, 0.5f, 0.05f});
@@ -196,8 +196,8 @@ SSD_TEST(emulated_kernels_walk_long_lanes) {
   // V > 256 * 1024: each lane holds more than one walk chunk.
   std::mt19937_64 rng(7);
   Problem pr = random_problem(rng, 1, 1, 300000);
-  pr.params[0].target = SamplingParams{1.0f, 0, 1.0f};
-  pr.params[0].draft = SamplingParams{1.0f, 0, 1.0f};
+  pr.params[0].target = SamplingTransform{1.0f, 0, 1.0f};
+  pr.params[0].draft = SamplingTransform{1.0f, 0, 1.0f};
   pr.params[0].draft_len = 1;
   check_problem(pr);
 }
@@ -206,8 +206,8 @@ SSD_TEST(emulated_kernels_large_top_k_and_top_p_tails) {
   // top-k above the CPU's heap limit (nth_element there, radix select here), and a top-p cut in the tail.
   std::mt19937_64 rng(11);
   Problem pr = random_problem(rng, 2, 1, 70000);
-  pr.params[0].target = SamplingParams{1.0f, 3000, 0.97f};
-  pr.params[1].target = SamplingParams{1.0f, 0, 0.9999999f};
+  pr.params[0].target = SamplingTransform{1.0f, 3000, 0.97f};
+  pr.params[1].target = SamplingTransform{1.0f, 0, 0.9999999f};
   for (int b = 0; b < 2; ++b) pr.params[b].draft_len = 1;
   for (int t = 0; t < 70000; ++t) pr.target[static_cast<size_t>(2 * 70000) + t] = t % 1000 == 0 ? 18.0f : 0.0f;
   check_problem(pr);

@@ -72,7 +72,7 @@ std::vector<float> cat(std::initializer_list<std::vector<float>> rows) {
   return out;
 }
 
-std::vector<double> probs_of(const std::vector<float>& row, SamplingParams sp, SaguaroParams sg = {}) {
+std::vector<double> probs_of(const std::vector<float>& row, SamplingTransform sp, SaguaroParams sg = {}) {
   RowScratch sc;
   const RowStats s = compute_row_stats(row.data(), 4, sp, sg, sc, nullptr);
   std::vector<double> out;
@@ -209,7 +209,7 @@ SSD_TEST(draft_len_moves_the_bonus_row_and_ignores_later_rows) {
 
 SSD_TEST(temperature_top_k_top_p_by_hand) {
   const std::vector<float> row = logp({0.5, 0.3, 0.15, 0.05});
-  SamplingParams sp;
+  SamplingTransform sp;
   auto p = probs_of(row, sp);
   SSD_CHECK_NEAR(p[0], 0.5, 1e-6);
   SSD_CHECK_NEAR(p[3], 0.05, 1e-6);
@@ -217,13 +217,13 @@ SSD_TEST(temperature_top_k_top_p_by_hand) {
   p = probs_of(row, sp);
   SSD_CHECK_NEAR(p[0], 0.25 / 0.365, 1e-6);
   SSD_CHECK_NEAR(p[2], 0.0225 / 0.365, 1e-6);
-  sp = SamplingParams{};
+  sp = SamplingTransform{};
   sp.top_k = 2;
   p = probs_of(row, sp);
   SSD_CHECK_NEAR(p[0], 0.625, 1e-6);
   SSD_CHECK_NEAR(p[1], 0.375, 1e-6);
   SSD_CHECK_EQ(p[2], 0.0);
-  sp = SamplingParams{};
+  sp = SamplingTransform{};
   sp.top_p = 0.7f;  // .5 < .7 <= .8: keep {0, 1}
   p = probs_of(row, sp);
   SSD_CHECK_NEAR(p[0], 0.625, 1e-6);
@@ -235,7 +235,7 @@ SSD_TEST(temperature_top_k_top_p_by_hand) {
   sp.top_p = 0.3f;  // the top token alone reaches it
   p = probs_of(row, sp);
   SSD_CHECK_EQ(p[0], 1.0);
-  sp = SamplingParams{};
+  sp = SamplingTransform{};
   sp.top_k = 3;
   sp.top_p = 0.6f;  // top-k first: [.5, .3, .15] / .95 -> .526 < .6 <= .842: keep {0, 1}
   p = probs_of(row, sp);
@@ -243,7 +243,7 @@ SSD_TEST(temperature_top_k_top_p_by_hand) {
   SSD_CHECK_EQ(p[2], 0.0);
   // Ties: equal logits rank by index.
   const std::vector<float> flat = {1, 1, 1, 1};
-  sp = SamplingParams{};
+  sp = SamplingTransform{};
   sp.top_k = 2;
   p = probs_of(flat, sp);
   SSD_CHECK(p[0] == 0.5 && p[1] == 0.5 && p[2] == 0.0 && p[3] == 0.0);
@@ -258,17 +258,17 @@ SSD_TEST(saguaro_renormalisation_by_hand) {
   SaguaroParams sg;
   sg.c = 0.5f;
   sg.fanout = 2;
-  auto q = probs_of(row, SamplingParams{}, sg);
+  auto q = probs_of(row, SamplingTransform{}, sg);
   SSD_CHECK_NEAR(q[0], 0.2 / 0.65, 1e-6);
   SSD_CHECK_NEAR(q[1], 0.15 / 0.65, 1e-6);
   SSD_CHECK_NEAR(q[2], 0.2 / 0.65, 1e-6);
   SSD_CHECK_NEAR(q[3], 0.1 / 0.65, 1e-6);
   sg.c = 0.0f;  // top set removed: q' = [0, 0, .2, .1] / .3
-  q = probs_of(row, SamplingParams{}, sg);
+  q = probs_of(row, SamplingTransform{}, sg);
   SSD_CHECK_EQ(q[0], 0.0);
   SSD_CHECK_NEAR(q[2], 2.0 / 3.0, 1e-6);
   sg.fanout = 4;  // C = 0 over the whole support would leave nothing: falls back to q
-  q = probs_of(row, SamplingParams{}, sg);
+  q = probs_of(row, SamplingTransform{}, sg);
   SSD_CHECK_NEAR(q[0], 0.4, 1e-6);
   // In verification: proposal 2 from q' with target p = q' exactly -> always accepted.
   Case c;
