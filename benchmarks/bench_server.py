@@ -40,7 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
-from ssdcore.prompts import stdlib_prompts  # noqa: E402
+from ssdcore.bench.prompts import stdlib_prompts  # noqa: E402
 
 MODEL = "ssdcore-bundled"
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # else Nagle + delayed ACK add 40 ms per request

@@ -7,7 +7,7 @@
 #              of the package with the same settings), staged under build/gpu_check/pypath
 #   tests      the GPU tests: pytest -m gpu (CUDA graphs on vs off, greedy ssd == ar on CUDA, CUDA
 #              verification == the CPU reference, in the engine and kernel by kernel)
-#   bench      ar / sd / ssd tokens/s on the bundled pair, both models on cuda:0 (ssdcore.bench, no plot)
+#   bench      ar / sd / ssd tokens/s on the bundled pair, both models on cuda:0 (ssdcore.bench.bench, no plot)
 # Writes under $OUT (default ./gpu_check_out): <stage>.log, pytest.xml, bench.json and results.json
 # (per stage: status and seconds; the device; the benchmark's tokens/s). Exits non-zero when a stage
 # fails. Options: --dry-run (print the stages and exit), --pip (build with pip instead of cmake).
@@ -96,8 +96,8 @@ stage_tests() {
 stage_bench() {
   PYTHONPATH="$PYPATH" "$PYTHON" - "$OUT/bench.json" <<'EOF'
 import json, sys
-from ssdcore.bench import BenchSettings, format_table, run_bench
-from ssdcore.prompts import stdlib_prompts
+from ssdcore.bench.bench import BenchSettings, format_table, run_bench
+from ssdcore.bench.prompts import stdlib_prompts
 
 s = BenchSettings(prompts=stdlib_prompts(3), max_tokens=64, repeats=2, sd_K=[4], ssd_K=[4], fan_out=[8],
                   backups=["jit"], hf=False, target_device="cuda", draft_device="cuda")

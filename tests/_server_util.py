@@ -18,9 +18,9 @@ SAFETY_S = 60.0  # _wait.wait_until's default limit
 
 @contextlib.contextmanager
 def running(app, **server_kwargs):
-    """Serves ``app`` with ``ssdcore.server_http.build_server`` on a free 127.0.0.1 port in a thread;
+    """Serves ``app`` with ``ssdcore.serve.server_http.build_server`` on a free 127.0.0.1 port in a thread;
     yields the base URL; shuts the server down (graceful drain included) on exit."""
-    from ssdcore.server_http import build_server, listen
+    from ssdcore.serve.server_http import build_server, listen
 
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]

@@ -13,10 +13,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 try:
-    import ssdcore.bundled  # noqa: F401
+    import ssdcore.models.bundled  # noqa: F401
 except ImportError:  # running from a source checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
-    import ssdcore.bundled  # noqa: F401
+    import ssdcore.models.bundled  # noqa: F401
 
 import ssdcore  # noqa: E402
 
@@ -48,7 +48,7 @@ class Counter:
 
 
 def _pair():
-    fn = getattr(ssdcore, "bundled_pair", None) or ssdcore.bundled.bundled_pair
+    fn = getattr(ssdcore, "bundled_pair", None) or ssdcore.models.bundled.bundled_pair
     return fn()
 
 
@@ -76,13 +76,13 @@ def test_public_api_returns_existing_paths():
 
 
 def test_public_api_is_exported_from_package():
-    assert ssdcore.bundled_pair is ssdcore.bundled.bundled_pair
+    assert ssdcore.bundled_pair is ssdcore.models.bundled.bundled_pair
 
 
 def test_missing_pair_names_path_and_command(tmp_path, monkeypatch):
-    monkeypatch.setattr(ssdcore.bundled, "BUNDLED_DIR", tmp_path)
+    monkeypatch.setattr(ssdcore.models.bundled, "BUNDLED_DIR", tmp_path)
     with pytest.raises(FileNotFoundError) as err:
-        ssdcore.bundled.bundled_pair()
+        ssdcore.models.bundled.bundled_pair()
     assert str(tmp_path) in str(err.value) and "tools/train_pair.py" in str(err.value)
 
 

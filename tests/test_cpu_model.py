@@ -98,7 +98,7 @@ def test_thread_team_gives_the_same_bits(model, monkeypatch, threads):
 def test_engine_runner_with_threads_is_native_and_exact(tmp_path):
     """target_threads=2 runs the native forward (no longer the torch path) with the bits of one thread."""
     import ssdcore
-    from ssdcore.model_runner import ModelRunner
+    from ssdcore.engine.model_runner import ModelRunner
 
     save_random_checkpoint(tmp_path, "llama", seed=3, tokenizer=False)
     runner = ModelRunner(load_model(tmp_path).model, side="target", num_lanes=1, context_slots=32, threads=2)
@@ -133,7 +133,7 @@ def test_bf16_exact_weights_equal_float32(model):
 def test_forward_choice(model, native_off):
     """Which forward runs follows from the device, the dtype and the process-wide switch, and never from
     the torch thread count: a model that takes the native path takes it with any number of threads."""
-    from ssdcore.model_runner import choose_forward
+    from ssdcore.engine.model_runner import choose_forward
 
     assert not cpu_model.supports(model) and choose_forward(model) == "torch"
     cpu_model.set_enabled(True)
@@ -151,7 +151,7 @@ def test_bf16_runner_is_native_with_the_bits_of_its_widened_weights(model):
     """A bfloat16 model's runner takes the native forward: logits bitwise those of the float32 model
     holding the same (bfloat16-rounded) weights."""
     from _model_util import runner_script
-    from ssdcore.model_runner import ModelRunner
+    from ssdcore.engine.model_runner import ModelRunner
 
     bf16 = CausalLM(model.config, dtype=torch.bfloat16)
     widened = CausalLM(model.config)

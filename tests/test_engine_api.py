@@ -5,7 +5,7 @@ import pytest
 
 import ssdcore
 from ssdcore import SamplingParams, _core
-from ssdcore.engine_config import EngineConfig
+from ssdcore.engine.engine_config import EngineConfig
 
 
 def test_config_mirrors_cpp_struct():
@@ -32,7 +32,7 @@ def test_sampling_params_mirror_cpp_struct():
 
 
 def test_request_metrics_mirror_cpp_struct():
-    from ssdcore.request_output import RequestMetrics
+    from ssdcore.engine.request_output import RequestMetrics
 
     names = tuple(f.name for f in dataclasses.fields(RequestMetrics))
     assert names == tuple(_core.RequestMetrics.field_names())
@@ -124,7 +124,7 @@ def test_engines_sharing_loaded_models_keep_their_own_caches():
 
 
 def test_spin_wait_defaults_to_polling_only_on_cores_of_their_own():
-    from ssdcore.engine_setup import PINNED_SPIN_WAIT_US, default_spin_wait_us
+    from ssdcore.engine.engine_setup import PINNED_SPIN_WAIT_US, default_spin_wait_us
 
     assert default_spin_wait_us([0], [1]) == PINNED_SPIN_WAIT_US > 0
     assert default_spin_wait_us(None, [1]) == 0 and default_spin_wait_us([0], None) == 0

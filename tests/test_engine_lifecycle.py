@@ -23,9 +23,9 @@ import pytest
 
 import ssdcore
 from ssdcore import SamplingParams
-from ssdcore import memory_budget
-from ssdcore.errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError
-from ssdcore.model_runner import ModelRunner
+from ssdcore.engine import memory_budget
+from ssdcore.engine.errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError
+from ssdcore.engine.model_runner import ModelRunner
 
 from _engine_util import ENGINE_KW, GREEDY, PROMPTS, SAFETY_S, os_threads, save_tiny_pair, wait_until
 

@@ -25,8 +25,8 @@ import pytest
 
 import ssdcore
 from ssdcore import SamplingParams
-from ssdcore.engine import ModelRunnerError
-from ssdcore.model_runner import ModelRunner
+from ssdcore.engine.engine import ModelRunnerError
+from ssdcore.engine.model_runner import ModelRunner
 from ssdcore.models import TokenizerMismatchError
 
 from _engine_util import ENGINE_KW, GREEDY, PROMPTS, V, os_threads, save_tiny_pair, wait_until

@@ -15,8 +15,9 @@ import torch
 import ssdcore
 from _engine_util import save_tiny_pair
 from _model_util import runner_script, save_random_checkpoint
-from ssdcore import SamplingParams, model_runner
-from ssdcore.model_runner import ModelRunner
+from ssdcore import SamplingParams
+from ssdcore.engine import model_runner
+from ssdcore.engine.model_runner import ModelRunner
 from ssdcore.models import load_model
 
 pytestmark = [pytest.mark.gpu,

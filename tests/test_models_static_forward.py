@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from _model_util import runner_script, save_random_checkpoint
-from ssdcore import model_runner
-from ssdcore.model_runner import ModelRunner
+from ssdcore.engine import model_runner
+from ssdcore.engine.model_runner import ModelRunner
 from ssdcore.models import CausalLM, cpu_model, load_model
 from ssdcore.models.rows import parse_rows
 from ssdcore.models import static_forward

@@ -1,6 +1,6 @@
 """OpenAI-compatible server (``ssdcore serve``) driven by the official ``openai`` client.
 
-One server (``ssdcore.server_http.build_server``) on a free 127.0.0.1 port, in a background thread,
+One server (``ssdcore.serve.server_http.build_server``) on a free 127.0.0.1 port, in a background thread,
 serves the bundled pair for the whole module (shut down by the fixture). Greedy answers must equal
 ``Engine.generate`` on the same engine; 16 concurrent streams must come back complete and independent;
 bad requests get 400 (an unknown model 404) with an OpenAI error body and leave the server serving;
@@ -34,7 +34,7 @@ def engine():
 
 @pytest.fixture(scope="module")
 def base_url(engine):
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     with running(create_app(engine, MODEL)) as url:
         yield url
@@ -79,7 +79,7 @@ def test_models_health_metrics(base_url, client):
 
 
 def test_metrics_registry_per_app():
-    from ssdcore.server_metrics import ServerMetrics
+    from ssdcore.serve.server_metrics import ServerMetrics
 
     a = ServerMetrics(lambda: {"rounds": 7, "cache_misses": [1, 2]})
     b = ServerMetrics()
@@ -256,7 +256,7 @@ def wait_for_one_cancel(base_url, before: dict) -> dict:
 def test_disconnect_mid_stream_cancels_request(engine):
     """The 800-token stream is held after its first delta until the server has seen the client go;
     its engine stream must then be closed (cancelled), while another stream completes unaffected."""
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     ref = greedy(engine, PROMPTS[5], 24)
     gated = GatedEngine(engine, held=lambda sp: sp.max_tokens == 800)
@@ -316,7 +316,7 @@ def test_largest_seed_is_accepted(engine, client):
 def test_disconnect_while_waiting_for_full_answer_cancels(engine):
     """The request is held before the engine until the server has seen the client go: its engine
     request must then be cancelled (closed after its first delta), not run to 800 tokens."""
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     gated = GatedEngine(engine)
     gated.gate.clear()

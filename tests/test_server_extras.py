@@ -59,7 +59,7 @@ def test_bench_without_the_bench_extra(tmp_path):
 def test_plot_without_matplotlib_names_the_extra(tmp_path):
     proc = subprocess.run([sys.executable, "-c", BLOCKING_MAIN.replace(
         "from ssdcore.cli import main\nsys.exit(main(sys.argv[2:]))",
-        "from ssdcore.bench_plot import plot\n"
+        "from ssdcore.bench.bench_plot import plot\n"
         "try:\n    plot({}, 'x.png')\n"
         "except RuntimeError as e:\n    print(e)\n    sys.exit(3)"), "matplotlib"],
         text=True, capture_output=True, timeout=120, cwd=tmp_path)

@@ -50,7 +50,7 @@ def response_head(data: bytes):
 ])
 def test_tokenization_does_not_block_health(engine, path, body):
     """encode blocks until /health has answered: on the event loop, /health could never answer."""
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     tok = BlockingTokenizer(engine.tokenizer)
     app = create_app(GatedEngine(engine, tokenizer=tok), MODEL)
@@ -71,7 +71,7 @@ LIMIT = 64 * 1024
 
 @pytest.fixture(scope="module")
 def limited_url(engine):
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     with running(create_app(engine, MODEL, max_request_bytes=LIMIT)) as url:
         yield url
@@ -112,7 +112,7 @@ def test_body_just_under_the_limit_is_served(limited_url):
 
 
 def test_default_limit_fits_a_max_context_prompt(engine):
-    from ssdcore.server_guard import DEFAULT_MAX_REQUEST_BYTES
+    from ssdcore.serve.server_guard import DEFAULT_MAX_REQUEST_BYTES
 
     # a 32k-token context at 16 characters a token, each character escaped as \uXXXX in the JSON
     assert DEFAULT_MAX_REQUEST_BYTES >= 32768 * 16 * 6 >= engine.config.max_context * 16 * 6
@@ -120,7 +120,7 @@ def test_default_limit_fits_a_max_context_prompt(engine):
 
 # ---------------------------------------------------------------- 3. admission limit
 def test_requests_past_max_queue_get_429(engine):
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     gated = GatedEngine(engine)
     gated.gate.clear()
@@ -148,7 +148,7 @@ def test_requests_past_max_queue_get_429(engine):
 
 # ---------------------------------------------------------------- 4. API key
 def test_api_key_guards_v1_only(engine):
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     with running(create_app(engine, MODEL, api_key="s3cret")) as url:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
@@ -179,7 +179,7 @@ def test_api_key_from_the_environment(monkeypatch):
 
 # ---------------------------------------------------------------- 5. connection timeouts
 def test_idle_and_incomplete_connections_are_closed(engine):
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     app = create_app(engine, MODEL)
     with running(app, timeout_request_read=1.0, timeout_keep_alive=0.5) as url:
@@ -226,7 +226,7 @@ SECRET = "boom at cpp/engine.cpp:42 submit(): incompatible function arguments"
 
 @pytest.mark.parametrize("where", ["before the first delta", "after the first delta", "tokenizer"])
 def test_internal_errors_name_only_the_request_id(engine, caplog, where):
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     class CrashingTokenizer(BlockingTokenizer):
         def encode(self, text, **kwargs):
@@ -260,7 +260,7 @@ def test_internal_errors_name_only_the_request_id(engine, caplog, where):
 
 
 def test_engine_validation_errors_are_400(engine):
-    from ssdcore.server import create_app
+    from ssdcore.serve.server import create_app
 
     with running(create_app(engine, MODEL)) as url:
         r = post(url, {"model": MODEL, "prompt": [1, 2, 7000], "max_tokens": 2})
@@ -275,7 +275,7 @@ def test_accepted_connections_have_nagle_off():
     import asyncio
     import socket
 
-    from ssdcore.server_http import listen
+    from ssdcore.serve.server_http import listen
 
     async def accepted_nodelay() -> int:
         seen = asyncio.get_running_loop().create_future()
@@ -300,8 +300,8 @@ def test_accepted_connections_have_nagle_off():
 
 # ---------------------------------------------------------------- 8. a closed engine is a 503
 def test_engine_closed_error_is_503_not_500(engine):
-    from ssdcore.errors import EngineClosedError
-    from ssdcore.server import create_app
+    from ssdcore.engine.errors import EngineClosedError
+    from ssdcore.serve.server import create_app
 
     gated = GatedEngine(engine)
     with running(create_app(gated, MODEL)) as url:

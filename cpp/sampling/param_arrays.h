@@ -1,7 +1,7 @@
 // param_arrays.h: per-sequence (or per-row) sampling parameters as flat host arrays, turned into the
 // runtime's SeqVerifyParams / DraftRowParams.
 //
-// The Python layer validates values and ships one contiguous CPU array per field (ssdcore/ops.py names
+// The Python layer validates values and ships one contiguous CPU array per field (ssdcore/ops/__init__.py names
 // them: draft_len, onehot, temperature, top_k, top_p, draft_temperature, draft_top_k, draft_top_p,
 // saguaro_c, saguaro_fanout, seed, position). These readers check each array's dtype and length and
 // throw std::invalid_argument naming the field otherwise. The lookup is the caller's (bindings.cpp

@@ -15,14 +15,14 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "ops": ("ssdcore.ops", None),
     "models": ("ssdcore.models", None),
-    "bundled_pair": ("ssdcore.bundled", "bundled_pair"),
-    "Engine": ("ssdcore.engine", "Engine"),
-    "ModelRunnerError": ("ssdcore.errors", "ModelRunnerError"),
-    "NonFiniteLogitsError": ("ssdcore.errors", "NonFiniteLogitsError"),
-    "EngineClosedError": ("ssdcore.errors", "EngineClosedError"),
-    "EngineConfig": ("ssdcore.engine_config", "EngineConfig"),
-    "SamplingParams": ("ssdcore.sampling_params", "SamplingParams"),
-    "RequestOutput": ("ssdcore.request_output", "RequestOutput"),
+    "bundled_pair": ("ssdcore.models.bundled", "bundled_pair"),
+    "Engine": ("ssdcore.engine.engine", "Engine"),
+    "ModelRunnerError": ("ssdcore.engine.errors", "ModelRunnerError"),
+    "NonFiniteLogitsError": ("ssdcore.engine.errors", "NonFiniteLogitsError"),
+    "EngineClosedError": ("ssdcore.engine.errors", "EngineClosedError"),
+    "EngineConfig": ("ssdcore.engine.engine_config", "EngineConfig"),
+    "SamplingParams": ("ssdcore.engine.sampling_params", "SamplingParams"),
+    "RequestOutput": ("ssdcore.engine.request_output", "RequestOutput"),
 }
 
 __all__ = ["__version__", "cuda_kernels_built", "cuda_available", "device_summary", *_LAZY]

@@ -200,11 +200,11 @@ def cmd_generate(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from .bench import BenchSettings, format_table, run_bench, write_outputs
-    from .bench_plot import require_matplotlib
+    from .bench.bench import BenchSettings, format_table, run_bench, write_outputs
+    from .bench.bench_plot import require_matplotlib
 
     require_matplotlib()  # before minutes of benchmarking, not after
-    from .prompts import jsonl_prompts, stdlib_prompts
+    from .bench.prompts import jsonl_prompts, stdlib_prompts
 
     if args.quick:
         args.num_prompts, args.max_tokens, args.repeats = 3, 48, 2
@@ -247,7 +247,7 @@ def _chat_and_code_prompts(target: str, count: int) -> list:
     from transformers import AutoTokenizer
 
     from .models.resolve import resolve_model_path
-    from .prompts import chat_prompts, stdlib_prompts
+    from .bench.prompts import chat_prompts, stdlib_prompts
 
     chat = chat_prompts(count - count // 2, AutoTokenizer.from_pretrained(str(resolve_model_path(target))))
     code = stdlib_prompts(count // 2)
@@ -259,7 +259,7 @@ SERVE_DEPENDENCIES = ("fastapi", "starlette", "uvicorn", "h11", "prometheus_clie
 
 def cmd_serve(args) -> None:
     try:
-        from .server import serve
+        from .serve.server import serve
     except ImportError as e:
         if (e.name or "").split(".")[0] not in SERVE_DEPENDENCIES:
             raise

@@ -10,7 +10,7 @@ a token's logits are bitwise equal in a decode, a verification and a tree step.
 
 Used by :class:`~ssdcore.models.CausalLM` when all of these hold (:func:`supports`, whatever the torch
 thread count): CPU, float32, the extension is built, and :func:`set_enabled` has not switched it off.
-The engine's runner (ssdcore/model_runner.py) makes that choice once, when it is built. Weight
+The engine's runner (ssdcore/engine/model_runner.py) makes that choice once, when it is built. Weight
 matrices are copied (packed) when :class:`CpuModel` is built; norms, biases and the embedding are
 borrowed by pointer. It is rebuilt when the weight storage moves; after changing weights in place
 call :meth:`CausalLM.refresh_native`. The KV cache and RoPE tables are passed with every call.
@@ -73,7 +73,7 @@ class CpuModel:
 
     def runner(self, model, cache, cores, threads: int = 1) -> tuple:
         """(engine runner ``_core.CpuModelRunner`` over ``cache``, the tensors it borrows). The engine's
-        worker then runs forwards with no Python at all (see ssdcore.model_runner), split over
+        worker then runs forwards with no Python at all (see ssdcore.engine.model_runner), split over
         ``threads`` threads (the worker's included; bitwise the logits of one); the caller keeps the
         returned tensors alive as long as the runner."""
         arrays = _cache_arrays(cache, model.rope)

@@ -121,7 +121,7 @@ def load_model(path_or_id, dtype: Union[str, torch.dtype] = "float32",
                with_tokenizer: bool = True, cuda_graphs: bool = True) -> LoadedModel:
     """Load a Llama/Mistral/Qwen2/Qwen3 checkpoint (local dir, .gguf, name or hub id) ready to run.
     ``cuda_graphs``: on CUDA, an engine runs this model's decode, verification and tree steps as CUDA
-    graphs (False: the same static shapes run eagerly, for debugging; see ssdcore/model_runner.py)."""
+    graphs (False: the same static shapes run eagerly, for debugging; see ssdcore/engine/model_runner.py)."""
     if not (isinstance(dtype, torch.dtype) or dtype == "auto"):
         parse_dtype(dtype)  # fail fast on a bad argument, before touching the disk
     dev = parse_device(device)

@@ -19,13 +19,13 @@ from typing import Any, Optional, Tuple, Union
 import torch
 from torch.utils.dlpack import to_dlpack
 
-from . import _params as P
+from ..engine import _params as P
 
 __all__ = ["verify", "sample_draft"]
 
 
 def _core():
-    from . import _core as core
+    from .. import _core as core
 
     return core
 

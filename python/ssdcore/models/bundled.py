@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "bundled"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "bundled"
 TRAIN_COMMAND = "python tools/train_pair.py --threads 2"
 _REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 

@@ -61,7 +61,7 @@ class SamplingParams:
 
     def to_core(self, seed: int):
         """The validated C++ ``_core.SamplingParams`` with the given (resolved) seed."""
-        from . import _core
+        from .. import _core
 
         values = {name: getattr(self, name) for name in _core.SamplingParams.field_names() if name != "seed"}
         values["seed"] = seed

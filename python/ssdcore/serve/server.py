@@ -3,14 +3,14 @@
 Routes: ``POST /v1/completions``, ``POST /v1/chat/completions`` (both with ``stream: true`` as
 server-sent events), ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus text).
 :func:`create_app` builds the FastAPI app around an engine it does not own; :func:`serve` builds the
-engine from CLI arguments and runs it with :mod:`~ssdcore.server_http` (uvicorn, h11, request-read
-timeout, graceful drain on SIGTERM). The pieces: :mod:`~ssdcore.server_guard` (request id, API key,
-body limit, before any route), :mod:`~ssdcore.server_state` (admission, preparation, drain),
-:mod:`~ssdcore.server_job` (one engine request), :mod:`~ssdcore.server_schema` (bodies),
-:mod:`~ssdcore.server_metrics` (Prometheus).
+engine from CLI arguments and runs it with :mod:`~ssdcore.serve.server_http` (uvicorn, h11, request-read
+timeout, graceful drain on SIGTERM). The pieces: :mod:`~ssdcore.serve.server_guard` (request id, API key,
+body limit, before any route), :mod:`~ssdcore.serve.server_state` (admission, preparation, drain),
+:mod:`~ssdcore.serve.server_job` (one engine request), :mod:`~ssdcore.serve.server_schema` (bodies),
+:mod:`~ssdcore.serve.server_metrics` (Prometheus).
 
 Threads: the event loop never blocks on the engine or on CPU work. Parsing, chat templates and
-tokenization run on the state's ``prep`` pool; each request is an :class:`~ssdcore.server_job.EngineJob`
+tokenization run on the state's ``prep`` pool; each request is an :class:`~ssdcore.serve.server_job.EngineJob`
 that iterates ``Engine.stream`` on the request pool (``workers`` threads, default max(32, 4 x
 max_batch)) and hands deltas to the loop through an ``asyncio.Queue``; ``/metrics`` reads the engine's
 stats on the default pool. The engine batches concurrent requests itself (continuous batching).
@@ -40,7 +40,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import server_metrics
-from ._version import __version__
+from .._version import __version__
 from .server_guard import DEFAULT_MAX_REQUEST_BYTES, RequestGuard
 from .server_http import build_server, listen
 from .server_job import ClientGone, EngineJob, internal_error
@@ -161,8 +161,8 @@ def create_app(engine, model_name: str = "ssdcore-bundled", workers: Optional[in
     ``/health`` and ``/metrics`` stay open). ``max_request_bytes``: larger bodies get 413 (default
     4 MiB). ``max_queue``: generation requests admitted at once, running and waiting; the next gets
     429 with ``Retry-After: 1``. ``workers``: request threads (default max(32, 4 x max_batch)).
-    ``app.state.ssd`` is the :class:`~ssdcore.server_state.ServerState` (its ``drain`` is what
-    :func:`~ssdcore.server_http.build_server` runs at shutdown).
+    ``app.state.ssd`` is the :class:`~ssdcore.serve.server_state.ServerState` (its ``drain`` is what
+    :func:`~ssdcore.serve.server_http.build_server` runs at shutdown).
     """
     if max_queue < 1:
         raise ValueError(f"max_queue = {max_queue} is invalid: allowed >= 1")
@@ -257,8 +257,8 @@ def _raise_terminated(signum, frame):
 
 def serve(args) -> None:
     """Builds the engine from ``ssdcore serve`` arguments and serves until SIGTERM / Ctrl-C; SIGTERM
-    drains gracefully (see :mod:`~ssdcore.server_http`) and returns normally."""
-    from .engine import Engine
+    drains gracefully (see :mod:`~ssdcore.serve.server_http`) and returns normally."""
+    from ..engine.engine import Engine
 
     sock = listen(args.host, args.port)  # fail fast, before the models load
     main = threading.current_thread() is threading.main_thread()

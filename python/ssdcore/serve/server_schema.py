@@ -20,7 +20,7 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .sampling_params import SamplingParams
+from ..engine.sampling_params import SamplingParams
 
 
 INT32_MAX = 2**31 - 1  # token ids and counts are int32 in the runtime

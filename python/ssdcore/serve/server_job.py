@@ -27,7 +27,7 @@ from typing import Optional
 
 from starlette.requests import Request
 
-from .errors import EngineClosedError
+from ..engine.errors import EngineClosedError
 from .server_schema import APIError
 
 log = logging.getLogger(__name__)

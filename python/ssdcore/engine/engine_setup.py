@@ -96,7 +96,7 @@ def resolve_config(mode: str, K: int, fan_out, backup: str, saguaro_c: float, **
 
 
 def _load(spec, dtype: str, device: str):
-    from .models import LoadedModel, load_model
+    from ..models import LoadedModel, load_model
 
     if isinstance(spec, LoadedModel):
         return spec
@@ -106,13 +106,13 @@ def _load(spec, dtype: str, device: str):
 def build_runners(config: EngineConfig, target, draft, *, dtype: str, target_device: str,
                   draft_device: str, target_threads: int, draft_threads: int,
                   target_cores=None, draft_cores=None) -> EngineSetup:
-    from .models import reconcile_vocab
+    from ..models import reconcile_vocab
 
     check_workers("target", target_threads, target_cores)
     if config.mode != "ar":
         check_workers("draft", draft_threads, draft_cores)
     if target is None:
-        from .bundled import bundled_pair
+        from ..models.bundled import bundled_pair
 
         target, default_draft = bundled_pair()
         draft = default_draft if draft is None else draft

@@ -34,7 +34,7 @@ class EngineConfig:
 
     def to_core(self):
         """The validated C++ ``_core.EngineConfig`` (ValueError naming the field when invalid)."""
-        from . import _core
+        from .. import _core
 
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return build(_core.EngineConfig, "EngineConfig", values, {"seed": UINT64})

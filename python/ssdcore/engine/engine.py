@@ -1,7 +1,7 @@
 """Engine: the Python API of ssdcore (SSD, SD and AR decoding with one runtime).
 
 ``Engine(target, draft, mode="ssd", ...)`` loads both models (the bundled pair by default), checks
-their tokenizers, builds a :class:`~ssdcore.model_runner.ModelRunner` for each and starts the C++
+their tokenizers, builds a :class:`~ssdcore.engine.model_runner.ModelRunner` for each and starts the C++
 runtime through the public C++ engine (``ssdcore::Engine``: target worker + draft worker threads and
 a C++ router that files each request's output events). ``generate`` blocks until every request
 finishes; ``stream`` yields text deltas as rounds commit. Each caller waits on its own requests'
@@ -10,7 +10,7 @@ concurrently. Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` can
 requests and re-raises promptly (waits are 100 ms slices).
 
 Lifecycle: ``close()`` fails every pending request, running or still queued, with
-:class:`~ssdcore.errors.EngineClosedError` and joins the runtime's threads (none of which takes the
+:class:`~ssdcore.engine.errors.EngineClosedError` and joins the runtime's threads (none of which takes the
 GIL after its last forward). An engine nobody closed is closed the same way at interpreter exit (a
 ``weakref.finalize`` hook), before the interpreter finalizes. A failed request raises the class its
 error kind names (``errors.request_error``).
@@ -39,7 +39,7 @@ class Engine:
                  dtype: str = "float32", target_device: str = "cpu", draft_device: str = "cpu",
                  target_threads: int = 1, draft_threads: int = 1, target_cores=None, draft_cores=None,
                  **config_fields):
-        from . import _core
+        from .. import _core
 
         config_fields.setdefault("spin_wait_us", default_spin_wait_us(target_cores, draft_cores))
         self.config = config or resolve_config(mode=mode, K=K, fan_out=fan_out, backup=backup,
@@ -227,7 +227,7 @@ __all__ = ["Engine", "EngineClosedError", "EngineConfig", "ModelRunnerError", "N
 
 
 def _core_names(attr: str) -> tuple:
-    from . import _core
+    from .. import _core
 
     return tuple(getattr(_core, attr))
 

@@ -45,8 +45,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .models import CausalLM, cpu_model, static_forward
-from .models.rows import parse_rows
+from ..models import CausalLM, cpu_model, static_forward
+from ..models.rows import parse_rows
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def choose_forward(model: CausalLM, cuda_graphs: bool = True) -> str:
 def engine_takes_device_logits() -> bool:
     """Whether the engine's bindings accept logits on a CUDA device (``_core.accepts_device_logits``)."""
     try:
-        from . import _core
+        from .. import _core
     except ImportError:
         return False
     return bool(getattr(_core, "accepts_device_logits", False))

@@ -56,7 +56,7 @@ class Contender:
 
 
 def _engine_contender(name: str, s: BenchSettings, **kw) -> Contender:
-    from . import Engine, SamplingParams
+    from .. import Engine, SamplingParams
 
     engine = Engine(s.target, s.draft, max_batch=max(1, s.batch), target_cores=s.target_cores,
                     draft_cores=s.draft_cores, target_device=s.target_device,
@@ -81,11 +81,11 @@ def _engine_contender(name: str, s: BenchSettings, **kw) -> Contender:
 def _hf_contender(name: str, s: BenchSettings, assisted: bool) -> Contender:
     import transformers
 
-    from .bundled import bundled_pair
+    from ..models.bundled import bundled_pair
 
     transformers.utils.logging.set_verbosity_error()  # generate()'s deprecation notes, not results
     transformers.utils.logging.disable_progress_bar()
-    from .models.resolve import resolve_model_path
+    from ..models.resolve import resolve_model_path
 
     # model names and .gguf files -> the HF folders ssdcore loads (a GGUF converted once, cached)
     target, draft = ((str(resolve_model_path(s.target)), str(resolve_model_path(s.draft)))

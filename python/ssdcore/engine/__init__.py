@@ -1,0 +1,1 @@
+"""ssdcore.engine: the Engine, its config, sampling parameters, outputs, errors and model runners."""

@@ -1,0 +1,1 @@
+"""ssdcore.serve: the OpenAI-compatible HTTP server (ssdcore serve)."""
