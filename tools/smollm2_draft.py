@@ -47,6 +47,19 @@ held-out prompts x 64 tokens, K=4, B=1, greedy: per-position acceptance (sd) 0.2
 decode step 1.14 ms (draft) vs 35.9 ms (target), native forward, one thread each; ar 24.3 tok/s,
 sd 26.8, ssd 27.5 on the loaded machine. Not shipped (the bar was 0.50).
 
+Second probe (2026-12-05, same data plus 84 k new teacher tokens, 120 steps = 303 k trained tokens,
+one thread each, 2 cores shared with builds): does freezing the target's own lower layers help?
+Held-out agreement at 100 k / 200 k / 303 k trained tokens:
+
+    draft (trainable on top of frozen target layers)     100k    200k    303k   inference layers
+    2 trainable (first run above, other LR schedule)     0.185   0.255   0.278        2
+    --frozen 4 --layers 1                                0.179   0.250   0.259        5
+    --frozen 8 --layers 1                                0.207   0.270   0.282        9
+
+Freezing buys little at equal trained tokens: the trainable capacity, not the features under it, is
+the limit at this budget; an untrained layer-skip draft (target layers {0-3, 26-29} and the like)
+agrees on < 1.1 % of tokens. Next: more teacher data (millions of tokens) and 4+ trainable layers.
+
 Data: each epoch reads every ``train-*.pt`` shard present when it starts (sorted by name), so
 training can run while tools/smollm2_generate.py is still writing shards; the epoch's batch order
 comes from a generator seeded by (seed, epoch). With ``--steps`` and a finished data set the run is
