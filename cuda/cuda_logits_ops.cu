@@ -1,4 +1,10 @@
 // cuda_logits_ops.cu: see cuda_logits_ops.h.
+//
+// Every op: check the host arguments (nothing on the device is read by the host), make the logits' device
+// current, carve the op's slices out of the one buffer, copy the host parameters in, launch, copy the results
+// out, all queued on the logits' stream in that order, then synchronize that stream. So the kernels run after
+// the forward that produced the logits (queued earlier on the same stream), and the buffer is idle again
+// when the op returns, ready for the next op whatever its stream.
 #include "cuda_logits_ops.h"
 
 #include <cuda_runtime.h>
@@ -8,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "device_scope.h"
 #include "logits_scan_blocks.cuh"
 #include "verify_kernels.h"
 
@@ -15,86 +22,53 @@ namespace ssd {
 namespace {
 
 using cuda_detail::BlockShared;
+using cuda_detail::DeviceScope;
 using cuda_detail::kThreads;
-
-size_t align_up(size_t x) { return (x + 255) & ~static_cast<size_t>(255); }
+using cuda_detail::slice_at;
+using cuda_detail::SliceLayout;
 
 void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+  if (err != cudaSuccess) throw std::runtime_error(std::string("LogitsOps: ") + what + ": " + cudaGetErrorString(err));
 }
 
-// Switches to `device` for the scope, restoring the caller's current device.
-class DeviceScope {
- public:
-  explicit DeviceScope(int device) {
-    cudaGetDevice(&prev_);
-    if (prev_ != device) check(cudaSetDevice(device), "cudaSetDevice");
-  }
-  ~DeviceScope() {
-    int now = -1;
-    cudaGetDevice(&now);
-    if (now != prev_) cudaSetDevice(prev_);
-  }
+void enter(const DeviceScope& scope, const Logits& logits) {
+  check(scope.status(), ("selecting CUDA device " + std::to_string(logits.device_index)).c_str());
+}
 
- private:
-  int prev_ = 0;
-};
+// Rows [first, first + count) must lie in the logits: an index past them would read out of bounds on the device
+// (an illegal address poisons the whole CUDA context), so the host checks them first.
+void check_rows(const Logits& logits, int64_t first, int64_t count, const char* what) {
+  if (first < 0 || count < 0 || first + count > logits.rows)
+    throw std::invalid_argument(std::string(what) + ": rows " + std::to_string(first) + ".." +
+                                std::to_string(first + count - 1) + " of logits with " + std::to_string(logits.rows) +
+                                " rows; allowed: 0.." + std::to_string(logits.rows - 1));
+}
+
+void check_vocab(const Logits& logits, int64_t vocab, const char* what) {
+  if (vocab != logits.vocab || logits.vocab < 1 || logits.vocab > 0x7FFFFFFF)
+    throw std::invalid_argument(std::string(what) + ": vocabulary " + std::to_string(vocab) + " for logits of " +
+                                std::to_string(logits.vocab) + " columns; allowed: equal, in 1..2147483647");
+}
 
 __global__ void __launch_bounds__(kThreads)
     top_tokens_kernel(const float* logits, int32_t vocab, const int64_t* rows, const int32_t* counts,
                       const int32_t* excludes, const int64_t* offsets, int32_t* out, int32_t* found) {
   __shared__ BlockShared sh;
-  const int64_t q = blockIdx.x;
-  const int n = cuda_detail::top_tokens_block(logits + rows[q] * vocab, vocab, counts[q], excludes[q],
-                                              out + offsets[q], sh);
-  if (threadIdx.x == 0) found[q] = n;
+  cuda_detail::top_tokens_request_block(blockIdx.x, logits, vocab, rows, counts, excludes, offsets, out, found, sh);
 }
 
 __global__ void __launch_bounds__(kThreads)
     find_bad_kernel(const float* logits, int32_t vocab, const int64_t* rows, int64_t* columns, float* values) {
   __shared__ BlockShared sh;
-  const int64_t i = blockIdx.x;
-  cuda_detail::find_bad_block(logits + rows[i] * vocab, vocab, columns + i, values + i, sh);
+  cuda_detail::find_bad_request_block(blockIdx.x, logits, vocab, rows, columns, values, sh);
 }
 
 class CudaLogitsOps final : public LogitsOps {
  public:
   ~CudaLogitsOps() override { release(); }
 
-  void verify(const Logits& target, const VerifyBatch& vb, const VerifyResult& out) override {
-    check_verify_params(vb);
-    if (vb.batch == 0) return;
-    DeviceScope scope(target.device_index);
-    const size_t bk = static_cast<size_t>(vb.batch) * vb.k, ws = verify_workspace_bytes(vb.batch, vb.k);
-    char* buf = reserve(target, ws + align_up(sizeof(int64_t) * (bk + 1)) + align_up(sizeof(int64_t) * 2 * vb.batch));
-    auto* tokens = reinterpret_cast<int64_t*>(buf + ws);
-    auto* results = reinterpret_cast<int64_t*>(buf + ws + align_up(sizeof(int64_t) * (bk + 1)));
-    cudaStream_t stream = stream_of(target);
-    if (bk > 0) to_device(tokens, vb.draft_tokens, sizeof(int64_t) * bk, stream);
-    VerifyBatch d = vb;
-    d.draft_tokens = tokens;
-    const std::string err = launch_verify(d, VerifyResult{results, results + vb.batch}, buf, ws, target.device_index, stream);
-    if (!err.empty()) throw std::runtime_error(err);
-    to_host(out.accept_len, results, sizeof(int64_t) * vb.batch, stream);
-    to_host(out.next_token, results + vb.batch, sizeof(int64_t) * vb.batch, stream);
-    finish(stream);
-  }
-
-  void sample_draft(const Logits& logits, const DraftBatch& batch, int64_t* tokens) override {
-    check_draft_params(batch);
-    if (batch.rows == 0) return;
-    DeviceScope scope(logits.device_index);
-    const size_t ws = draft_workspace_bytes(batch.rows);
-    char* buf = reserve(logits, ws + align_up(sizeof(int64_t) * batch.rows));
-    auto* dev_tokens = reinterpret_cast<int64_t*>(buf + ws);
-    cudaStream_t stream = stream_of(logits);
-    const std::string err =
-        launch_sample_draft(batch, DraftResult{dev_tokens, nullptr}, buf, ws, logits.device_index, stream);
-    if (!err.empty()) throw std::runtime_error(err);
-    to_host(tokens, dev_tokens, sizeof(int64_t) * batch.rows, stream);
-    finish(stream);
-  }
-
+  void verify(const Logits& target, const VerifyBatch& vb, const VerifyResult& out) override;
+  void sample_draft(const Logits& logits, const DraftBatch& batch, int64_t* tokens) override;
   void top_tokens(const Logits& logits, const std::vector<TopRequest>& requests,
                   std::vector<std::vector<int32_t>>* out) override;
   void find_bad(const Logits& logits, const std::vector<int64_t>& rows, std::vector<BadLogit>* out) override;
@@ -102,13 +76,13 @@ class CudaLogitsOps final : public LogitsOps {
  private:
   static cudaStream_t stream_of(const Logits& l) { return reinterpret_cast<cudaStream_t>(l.stream); }
 
-  // At least `bytes` of device memory on the logits' device.
+  // At least `bytes` of device memory on the logits' device (the current one: call inside its DeviceScope).
+  // The previous buffer is idle (every op synchronizes before returning), so it can be freed at once.
   char* reserve(const Logits& logits, size_t bytes) {
     if (device_ != logits.device_index || bytes > capacity_) {
       release();
-      DeviceScope scope(logits.device_index);
       void* p = nullptr;
-      check(cudaMalloc(&p, bytes), "LogitsOps: cudaMalloc");
+      check(cudaMalloc(&p, bytes), "cudaMalloc");
       buffer_ = static_cast<char*>(p), capacity_ = bytes, device_ = logits.device_index;
     }
     return buffer_;
@@ -116,60 +90,137 @@ class CudaLogitsOps final : public LogitsOps {
   void release() {
     if (buffer_ == nullptr) return;
     DeviceScope scope(device_);
-    cudaFree(buffer_);
+    cudaFree(buffer_);  // no error to report from a destructor; a dead context frees it anyway
     buffer_ = nullptr, capacity_ = 0, device_ = -1;
   }
   static void to_device(void* dst, const void* src, size_t bytes, cudaStream_t s) {
-    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "LogitsOps: copying parameters");
+    if (bytes > 0) check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "copying parameters");
   }
   static void to_host(void* dst, const void* src, size_t bytes, cudaStream_t s) {
-    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s), "LogitsOps: copying results");
+    if (bytes > 0) check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s), "copying results");
   }
-  static void finish(cudaStream_t s) {
-    check(cudaGetLastError(), "LogitsOps: kernel launch");
-    check(cudaStreamSynchronize(s), "LogitsOps: stream");
-  }
+  static void launched(const char* what) { check(cudaGetLastError(), what); }
+
+  // Ends an op on its stream: finish() synchronizes and reports; an op left early by an error after some work
+  // was queued synchronizes on the way out, so the buffer is idle whatever happened.
+  class StreamWork {
+   public:
+    explicit StreamWork(cudaStream_t s) : stream_(s) {}
+    ~StreamWork() {
+      if (open_) cudaStreamSynchronize(stream_);
+    }
+    void finish() {
+      open_ = false;
+      check(cudaStreamSynchronize(stream_), "running on the logits' stream");
+    }
+
+   private:
+    cudaStream_t stream_;
+    bool open_ = true;
+  };
 
   char* buffer_ = nullptr;
   size_t capacity_ = 0;
   int device_ = -1;
 };
 
+void CudaLogitsOps::verify(const Logits& target, const VerifyBatch& vb, const VerifyResult& out) {
+  check_verify_params(vb);
+  check_verify_tokens(vb);
+  if (vb.batch == 0) return;
+  check_vocab(target, vb.vocab, "verify");
+  check_rows(target, 0, static_cast<int64_t>(vb.batch) * (vb.k + 1), "verify");
+  DeviceScope scope(target.device_index);
+  enter(scope, target);
+  const size_t bk = static_cast<size_t>(vb.batch) * vb.k;
+  SliceLayout layout;
+  const size_t ws = layout.take(verify_workspace_bytes(vb.batch, vb.k));
+  const size_t at_tokens = layout.take(sizeof(int64_t) * (bk + 1));
+  const size_t at_results = layout.take(sizeof(int64_t) * 2 * vb.batch);
+  char* buf = reserve(target, layout.total());
+  auto* tokens = slice_at<int64_t>(buf, at_tokens);
+  auto* results = slice_at<int64_t>(buf, at_results);
+  cudaStream_t stream = stream_of(target);
+  StreamWork work(stream);
+  to_device(tokens, vb.draft_tokens, sizeof(int64_t) * bk, stream);
+  VerifyBatch d = vb;
+  d.draft_tokens = tokens;  // the draft_rows array, params and fan-out are copied by launch_verify
+  const std::string err =
+      launch_verify(d, VerifyResult{results, results + vb.batch}, slice_at<char>(buf, ws),
+                    verify_workspace_bytes(vb.batch, vb.k), target.device_index, stream);
+  if (!err.empty()) throw std::runtime_error(err);
+  to_host(out.accept_len, results, sizeof(int64_t) * vb.batch, stream);
+  to_host(out.next_token, results + vb.batch, sizeof(int64_t) * vb.batch, stream);
+  work.finish();
+}
+
+void CudaLogitsOps::sample_draft(const Logits& logits, const DraftBatch& batch, int64_t* tokens) {
+  check_draft_params(batch);
+  if (batch.rows == 0) return;
+  check_vocab(logits, batch.vocab, "sample_draft");
+  check_rows(logits, 0, batch.rows, "sample_draft");
+  DeviceScope scope(logits.device_index);
+  enter(scope, logits);
+  SliceLayout layout;
+  const size_t ws = layout.take(draft_workspace_bytes(batch.rows));
+  const size_t at_tokens = layout.take(sizeof(int64_t) * batch.rows);
+  char* buf = reserve(logits, layout.total());
+  auto* dev_tokens = slice_at<int64_t>(buf, at_tokens);
+  cudaStream_t stream = stream_of(logits);
+  StreamWork work(stream);
+  const std::string err = launch_sample_draft(batch, DraftResult{dev_tokens, nullptr}, slice_at<char>(buf, ws),
+                                              draft_workspace_bytes(batch.rows), logits.device_index, stream);
+  if (!err.empty()) throw std::runtime_error(err);
+  to_host(tokens, dev_tokens, sizeof(int64_t) * batch.rows, stream);
+  work.finish();
+}
+
 void CudaLogitsOps::top_tokens(const Logits& logits, const std::vector<TopRequest>& requests,
                                std::vector<std::vector<int32_t>>* out) {
   const size_t n = requests.size();
   out->assign(n, {});
   if (n == 0) return;
-  DeviceScope scope(logits.device_index);
+  check_vocab(logits, logits.vocab, "top_tokens");
   std::vector<int64_t> rows(n), offsets(n);
   std::vector<int32_t> counts(n), excludes(n);
   int64_t total = 0;
   for (size_t q = 0; q < n; ++q) {
-    rows[q] = requests[q].row, counts[q] = std::max(requests[q].count, 0), excludes[q] = requests[q].exclude;
+    check_rows(logits, requests[q].row, 1, "top_tokens");
+    // More than V tokens never exist: the clamp bounds the output slice, the result is the same.
+    rows[q] = requests[q].row, excludes[q] = requests[q].exclude;
+    counts[q] = static_cast<int32_t>(std::min<int64_t>(std::max(requests[q].count, 0), logits.vocab));
     offsets[q] = total;
     total += counts[q];
   }
-  const size_t a = align_up(sizeof(int64_t) * n), b = align_up(sizeof(int32_t) * n);
-  char* buf = reserve(logits, 2 * a + 3 * b + align_up(sizeof(int32_t) * (total + 1)));
-  auto* d_rows = reinterpret_cast<int64_t*>(buf);
-  auto* d_offsets = reinterpret_cast<int64_t*>(buf + a);
-  auto* d_counts = reinterpret_cast<int32_t*>(buf + 2 * a);
-  auto* d_excludes = reinterpret_cast<int32_t*>(buf + 2 * a + b);
-  auto* d_found = reinterpret_cast<int32_t*>(buf + 2 * a + 2 * b);
-  auto* d_out = reinterpret_cast<int32_t*>(buf + 2 * a + 3 * b);
+  DeviceScope scope(logits.device_index);
+  enter(scope, logits);
+  SliceLayout layout;
+  const size_t at_rows = layout.take(sizeof(int64_t) * n), at_offsets = layout.take(sizeof(int64_t) * n);
+  const size_t at_counts = layout.take(sizeof(int32_t) * n), at_excludes = layout.take(sizeof(int32_t) * n);
+  const size_t at_found = layout.take(sizeof(int32_t) * n), at_out = layout.take(sizeof(int32_t) * (total + 1));
+  char* buf = reserve(logits, layout.total());
+  auto* d_rows = slice_at<int64_t>(buf, at_rows);
+  auto* d_offsets = slice_at<int64_t>(buf, at_offsets);
+  auto* d_counts = slice_at<int32_t>(buf, at_counts);
+  auto* d_excludes = slice_at<int32_t>(buf, at_excludes);
+  auto* d_found = slice_at<int32_t>(buf, at_found);
+  auto* d_out = slice_at<int32_t>(buf, at_out);
   cudaStream_t stream = stream_of(logits);
+  StreamWork work(stream);
   to_device(d_rows, rows.data(), sizeof(int64_t) * n, stream);
   to_device(d_offsets, offsets.data(), sizeof(int64_t) * n, stream);
   to_device(d_counts, counts.data(), sizeof(int32_t) * n, stream);
   to_device(d_excludes, excludes.data(), sizeof(int32_t) * n, stream);
   top_tokens_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
       logits.data, static_cast<int32_t>(logits.vocab), d_rows, d_counts, d_excludes, d_offsets, d_out, d_found);
+  launched("top_tokens kernel");
   std::vector<int32_t> found(n), tokens(static_cast<size_t>(total));
   to_host(found.data(), d_found, sizeof(int32_t) * n, stream);
-  if (total > 0) to_host(tokens.data(), d_out, sizeof(int32_t) * total, stream);
-  finish(stream);
+  to_host(tokens.data(), d_out, sizeof(int32_t) * total, stream);
+  work.finish();
   for (size_t q = 0; q < n; ++q) {
-    (*out)[q].assign(tokens.begin() + offsets[q], tokens.begin() + offsets[q] + found[q]);
+    const int32_t m = std::min(std::max(found[q], 0), counts[q]);
+    (*out)[q].assign(tokens.begin() + offsets[q], tokens.begin() + offsets[q] + m);
   }
 }
 
@@ -177,21 +228,28 @@ void CudaLogitsOps::find_bad(const Logits& logits, const std::vector<int64_t>& r
   const size_t n = rows.size();
   out->assign(n, BadLogit{});
   if (n == 0) return;
+  check_vocab(logits, logits.vocab, "find_bad");
+  for (int64_t r : rows) check_rows(logits, r, 1, "find_bad");
   DeviceScope scope(logits.device_index);
-  const size_t a = align_up(sizeof(int64_t) * n);
-  char* buf = reserve(logits, 2 * a + align_up(sizeof(float) * n));
-  auto* d_rows = reinterpret_cast<int64_t*>(buf);
-  auto* d_columns = reinterpret_cast<int64_t*>(buf + a);
-  auto* d_values = reinterpret_cast<float*>(buf + 2 * a);
+  enter(scope, logits);
+  SliceLayout layout;
+  const size_t at_rows = layout.take(sizeof(int64_t) * n), at_columns = layout.take(sizeof(int64_t) * n);
+  const size_t at_values = layout.take(sizeof(float) * n);
+  char* buf = reserve(logits, layout.total());
+  auto* d_rows = slice_at<int64_t>(buf, at_rows);
+  auto* d_columns = slice_at<int64_t>(buf, at_columns);
+  auto* d_values = slice_at<float>(buf, at_values);
   cudaStream_t stream = stream_of(logits);
+  StreamWork work(stream);
   to_device(d_rows, rows.data(), sizeof(int64_t) * n, stream);
   find_bad_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(logits.data, static_cast<int32_t>(logits.vocab),
                                                                      d_rows, d_columns, d_values);
+  launched("find_bad kernel");
   std::vector<int64_t> columns(n);
   std::vector<float> values(n);
   to_host(columns.data(), d_columns, sizeof(int64_t) * n, stream);
   to_host(values.data(), d_values, sizeof(float) * n, stream);
-  finish(stream);
+  work.finish();
   for (size_t i = 0; i < n; ++i) (*out)[i] = BadLogit{columns[i], values[i]};
 }
 

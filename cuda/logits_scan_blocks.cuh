@@ -1,8 +1,9 @@
 // logits_scan_blocks.cuh: block bodies (256 threads) of the two small scans the workers run on device
 // logits besides verification and sampling: the fork's top-F tokens of a row, and the usability check
-// of a row. Twins of CpuLogitsOps::top_tokens and bad_logit_column (cpp/cpu_logits_ops.cpp,
-// cpp/model_runner.h), with identical results; cpp/tests/test_kernel_emulation.cpp runs these bodies
-// on the CPU and compares. Every function is called by all threads of a block with the same arguments.
+// of a row. Twins of CpuLogitsOps::top_tokens and bad_logit_column (cpp/sampling/cpu_logits_ops.cpp,
+// cpp/core/model_runner.h), with identical results; cpp/tests/sampling/test_kernel_emulation.cpp runs
+// these bodies (the *_request_block ones are the whole kernels) on the CPU and compares. Every function
+// is called by all threads of a block with the same arguments.
 #pragma once
 
 #include <cstdint>
@@ -71,6 +72,22 @@ __device__ inline void find_bad_block(const float* row, int32_t vocab, int64_t* 
   int64_t c = first_bad != 0 ? static_cast<int64_t>(0x100000000ull - first_bad) : (any_finite ? -1 : vocab);
   *column = c;
   *value = c >= 0 && c < vocab ? row[c] : 0.0f;
+}
+
+// Block q of the fork's top-F kernel: request q reads row rows[q] of logits ([*, vocab]) and writes its
+// tokens to out[offsets[q] ..] (room for counts[q]) and their number to found[q].
+__device__ inline void top_tokens_request_block(int64_t q, const float* logits, int32_t vocab, const int64_t* rows,
+                                                const int32_t* counts, const int32_t* excludes,
+                                                const int64_t* offsets, int32_t* out, int32_t* found,
+                                                BlockShared& sh) {
+  const int n = top_tokens_block(logits + rows[q] * vocab, vocab, counts[q], excludes[q], out + offsets[q], sh);
+  if (threadIdx.x == 0) found[q] = n;
+}
+
+// Block i of the finite-check kernel: row rows[i] of logits; its bad column and value at i.
+__device__ inline void find_bad_request_block(int64_t i, const float* logits, int32_t vocab, const int64_t* rows,
+                                              int64_t* columns, float* values, BlockShared& sh) {
+  find_bad_block(logits + rows[i] * vocab, vocab, columns + i, values + i, sh);
 }
 
 }  // namespace cuda_detail

@@ -1,56 +1,46 @@
-// verify_kernels.cu: see verify_kernels.h. Mirrors cpp/verifier.cpp and cpp/draft_sampler.cpp.
+// verify_kernels.cu: see verify_kernels.h. Mirrors cpp/sampling/verifier.cpp and cpp/sampling/draft_sampler.cpp.
 #include "verify_kernels.h"
 
 #include <cuda_runtime.h>
 
+#include "device_scope.h"
 #include "verify_blocks.cuh"
 
 namespace ssd {
 namespace {
 
 using cuda_detail::BlockShared;
+using cuda_detail::DeviceScope;
 using cuda_detail::kThreads;
+using cuda_detail::slice_at;
+using cuda_detail::SliceLayout;
 
-size_t align_up(size_t x) { return (x + 255) & ~static_cast<size_t>(255); }
-
+// The verify workspace: host parameters copied in, then the row statistics.
 struct VerifyLayout {
   size_t params, fanout, rows, target_stats, draft_stats, total;
 };
 
 VerifyLayout verify_layout(int32_t batch, int32_t k) {
-  VerifyLayout l{};
   const size_t b = batch > 0 ? static_cast<size_t>(batch) : 1;
-  const size_t bk = b * static_cast<size_t>(k > 0 ? k : 1);
-  l.params = 0;
-  l.fanout = l.params + align_up(sizeof(SeqVerifyParams) * b);
-  l.rows = l.fanout + align_up(sizeof(int32_t) * bk);
-  l.target_stats = l.rows + align_up(sizeof(const float*) * bk);
-  l.draft_stats = l.target_stats + align_up(sizeof(RowStats) * b * (static_cast<size_t>(k) + 1));
-  l.total = l.draft_stats + align_up(sizeof(RowStats) * bk);
+  const size_t k0 = k > 0 ? static_cast<size_t>(k) : 0;
+  const size_t bk = b * (k0 > 0 ? k0 : 1);
+  SliceLayout s;
+  VerifyLayout l{};
+  l.params = s.take(sizeof(SeqVerifyParams) * b);
+  l.fanout = s.take(sizeof(int32_t) * bk);
+  l.rows = s.take(sizeof(const float*) * bk);
+  l.target_stats = s.take(sizeof(RowStats) * b * (k0 + 1));
+  l.draft_stats = s.take(sizeof(RowStats) * bk);
+  l.total = s.total();
   return l;
 }
 
-// Switches to `device` for the scope, restoring the caller's current device.
-class DeviceScope {
- public:
-  explicit DeviceScope(int device) {
-    cudaGetDevice(&prev_);
-    if (prev_ != device) cudaSetDevice(device);
-  }
-  ~DeviceScope() {
-    int now = -1;
-    cudaGetDevice(&now);
-    if (now != prev_) cudaSetDevice(prev_);
-  }
-
- private:
-  int prev_ = 0;
-};
-
-std::string last_error(const char* what) {
-  const cudaError_t err = cudaGetLastError();
+std::string cuda_error(const char* what, cudaError_t err) {
   return err == cudaSuccess ? std::string() : std::string(what) + ": " + cudaGetErrorString(err);
 }
+
+// The first error of the calls since the last check (launches report theirs here).
+std::string last_error(const char* what) { return cuda_error(what, cudaGetLastError()); }
 
 __global__ void __launch_bounds__(kThreads)
     verify_row_stats_kernel(const float* target_logits, const float* const* draft_rows, int32_t batch, int32_t k,
@@ -88,27 +78,28 @@ std::string launch_verify(const VerifyBatch& vb, const VerifyResult& result, voi
   if (!workspace || workspace_bytes < l.total)
     return "verify: workspace of " + std::to_string(workspace_bytes) + " bytes, need " + std::to_string(l.total);
   DeviceScope scope(device);
-  char* ws = static_cast<char*>(workspace);
-  auto* params = reinterpret_cast<SeqVerifyParams*>(ws + l.params);
-  auto* fanout = reinterpret_cast<int32_t*>(ws + l.fanout);
-  auto* rows = reinterpret_cast<const float**>(ws + l.rows);
-  auto* tstats = reinterpret_cast<RowStats*>(ws + l.target_stats);
-  auto* dstats = reinterpret_cast<RowStats*>(ws + l.draft_stats);
-  cudaMemcpyAsync(params, vb.params, sizeof(SeqVerifyParams) * vb.batch, cudaMemcpyHostToDevice, stream);
+  if (scope.status() != cudaSuccess) return cuda_error("verify: selecting the device", scope.status());
+  auto* params = slice_at<SeqVerifyParams>(workspace, l.params);
+  auto* fanout = slice_at<int32_t>(workspace, l.fanout);
+  auto* rows = slice_at<const float*>(workspace, l.rows);
+  auto* tstats = slice_at<RowStats>(workspace, l.target_stats);
+  auto* dstats = slice_at<RowStats>(workspace, l.draft_stats);
+  // Host arrays (pageable): each copy has read its source when it returns; the kernels below run after it
+  // on the same stream.
   const size_t bk = static_cast<size_t>(vb.batch) * vb.k;
-  if (vb.saguaro_fanout && bk > 0)
-    cudaMemcpyAsync(fanout, vb.saguaro_fanout, sizeof(int32_t) * bk, cudaMemcpyHostToDevice, stream);
-  if (vb.draft_rows && bk > 0)
-    cudaMemcpyAsync(rows, vb.draft_rows, sizeof(const float*) * bk, cudaMemcpyHostToDevice, stream);
-  std::string err = last_error("verify: copying parameters");
-  if (!err.empty()) return err;
+  cudaError_t err = cudaMemcpyAsync(params, vb.params, sizeof(SeqVerifyParams) * vb.batch, cudaMemcpyHostToDevice, stream);
+  if (err == cudaSuccess && vb.saguaro_fanout && bk > 0)
+    err = cudaMemcpyAsync(fanout, vb.saguaro_fanout, sizeof(int32_t) * bk, cudaMemcpyHostToDevice, stream);
+  if (err == cudaSuccess && vb.draft_rows && bk > 0)
+    err = cudaMemcpyAsync(rows, vb.draft_rows, sizeof(const float*) * bk, cudaMemcpyHostToDevice, stream);
+  if (err != cudaSuccess) return cuda_error("verify: copying parameters", err);
   const int64_t blocks = static_cast<int64_t>(vb.batch) * (2 * vb.k + 1);
   const float* const* draft_rows = vb.draft_rows ? rows : nullptr;
   verify_row_stats_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
       vb.target_logits, draft_rows, vb.batch, vb.k, vb.vocab, params, vb.saguaro_fanout ? fanout : nullptr,
       tstats, dstats);
-  err = last_error("verify: row statistics kernel");
-  if (!err.empty()) return err;
+  std::string msg = last_error("verify: row statistics kernel");
+  if (!msg.empty()) return msg;
   verify_seq_kernel<<<static_cast<unsigned>(vb.batch), kThreads, 0, stream>>>(
       vb.target_logits, vb.draft_tokens, draft_rows, vb.k, vb.vocab, params, tstats, dstats, result.accept_len,
       result.next_token);
@@ -116,7 +107,9 @@ std::string launch_verify(const VerifyBatch& vb, const VerifyResult& result, voi
 }
 
 size_t draft_workspace_bytes(int32_t rows) {
-  return align_up(sizeof(DraftRowParams) * static_cast<size_t>(rows > 0 ? rows : 1));
+  SliceLayout s;
+  s.take(sizeof(DraftRowParams) * static_cast<size_t>(rows > 0 ? rows : 1));
+  return s.total();
 }
 
 std::string launch_sample_draft(const DraftBatch& batch, const DraftResult& result, void* workspace,
@@ -126,10 +119,11 @@ std::string launch_sample_draft(const DraftBatch& batch, const DraftResult& resu
     return "sample_draft: workspace of " + std::to_string(workspace_bytes) + " bytes, need " +
            std::to_string(draft_workspace_bytes(batch.rows));
   DeviceScope scope(device);
-  auto* params = static_cast<DraftRowParams*>(workspace);
-  cudaMemcpyAsync(params, batch.params, sizeof(DraftRowParams) * batch.rows, cudaMemcpyHostToDevice, stream);
-  std::string err = last_error("sample_draft: copying parameters");
-  if (!err.empty()) return err;
+  if (scope.status() != cudaSuccess) return cuda_error("sample_draft: selecting the device", scope.status());
+  auto* params = slice_at<DraftRowParams>(workspace, 0);
+  const cudaError_t err =
+      cudaMemcpyAsync(params, batch.params, sizeof(DraftRowParams) * batch.rows, cudaMemcpyHostToDevice, stream);
+  if (err != cudaSuccess) return cuda_error("sample_draft: copying parameters", err);
   sample_draft_kernel<<<static_cast<unsigned>(batch.rows), kThreads, 0, stream>>>(batch.logits, batch.vocab, params,
                                                                                   result.tokens, result.probs);
   return last_error("sample_draft: kernel");

@@ -1,7 +1,7 @@
 // verify_kernels.h: CUDA verification and draft sampling, the GPU twins of verify_cpu / sample_draft_cpu.
 //
 // Same structs, same semantics, same results (token ids and accept lengths identical to the CPU reference:
-// both use cpp/sampling_math.h and the canonical orders described there). Plan:
+// both use cpp/core/sampling_math.h and the canonical orders described there). Plan:
 //   verify:  kernel 1, one 256-thread block per (sequence, row): the RowStats of every target row
 //            0..draft_len and every draft row 0..draft_len-1 that verification may need (rows after a
 //            rejection are computed too: the GPU has the parallelism, the CPU path skips them).

@@ -3,14 +3,17 @@
 #
 # Stages (each under its own timeout, all under one 8-minute deadline):
 #   preflight  nvcc, a visible GPU (nvidia-smi) and a CUDA-enabled torch; fails loudly otherwise
-#   build      the extension with the CUDA kernels (cmake -DSSD_CUDA=ON, archs 80;90; --pip: pip install
-#              of the package with the same settings), staged under build/gpu_check/pypath
+#   build      the extension with the CUDA kernels: the layered CMake build's module target `_core`
+#              (cmake -DSSD_CUDA=ON -DSSD_BUILD_PYTHON=ON -DSSD_BUILD_TESTS=OFF, archs 80;90, static
+#              cudart; --pip: pip install of the package with the same settings), staged with the tree's
+#              python/ssdcore under build/gpu_check/pypath; checks the module imports with its kernels
 #   tests      the GPU tests: pytest -m gpu (CUDA graphs on vs off, greedy ssd == ar on CUDA, CUDA
 #              verification == the CPU reference, in the engine and kernel by kernel)
 #   bench      ar / sd / ssd tokens/s on the bundled pair, both models on cuda:0 (ssdcore.bench.bench, no plot)
 # Writes under $OUT (default ./gpu_check_out): <stage>.log, pytest.xml, bench.json and results.json
 # (per stage: status and seconds; the device; the benchmark's tokens/s). Exits non-zero when a stage
-# fails. Options: --dry-run (print the stages and exit), --pip (build with pip instead of cmake).
+# fails. Options: --dry-run (print the stages and exit), --pip (build with pip instead of cmake),
+# --only=STAGE[,STAGE] (run just those stages, e.g. --only=build on a machine with nvcc but no GPU).
 # Environment: PYTHON (default python3, which must have torch with CUDA, pybind11 and pytest),
 # CUDA_ARCHS (default "80;90"), JOBS (default nproc), PYBIND11_DIR (pybind11's CMake directory).
 set -uo pipefail
@@ -26,17 +29,24 @@ BUILD_DIR=build/gpu_check
 PYPATH="$BUILD_DIR/pypath"
 DRY_RUN=0
 USE_PIP=0
+ONLY=""
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
     --pip) USE_PIP=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "gpu_check: unknown argument '$arg' (allowed: --dry-run, --pip, --help)" >&2; exit 2 ;;
+    --only=*) ONLY=",${arg#--only=}," ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "gpu_check: unknown argument '$arg' (allowed: --dry-run, --pip, --only=STAGE[,STAGE], --help)" >&2; exit 2 ;;
   esac
 done
 
-# name, timeout in seconds, command (a shell function below)
-STAGES=("preflight 30 stage_preflight" "build 240 stage_build" "tests 120 stage_tests" "bench 90 stage_bench")
+# name, timeout in seconds, command (a shell function below); the timeouts sum to the deadline
+ALL_STAGES=("preflight 30 stage_preflight" "build 240 stage_build" "tests 120 stage_tests" "bench 90 stage_bench")
+STAGES=()
+for s in "${ALL_STAGES[@]}"; do
+  if [ -z "$ONLY" ] || [[ "$ONLY" == *",${s%% *},"* ]]; then STAGES+=("$s"); fi
+done
+[ "${#STAGES[@]}" -gt 0 ] || { echo "gpu_check: --only names no stage (allowed: preflight, build, tests, bench)" >&2; exit 2; }
 
 die() { echo "gpu_check: FAILED: $*" >&2; exit 1; }
 
@@ -64,6 +74,7 @@ EOF
 stage_build() {
   local nvcc
   nvcc="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
+  [ -x "$nvcc" ] || { echo "no nvcc: install the CUDA toolkit or put nvcc on PATH"; return 1; }
   rm -rf "$PYPATH" && mkdir -p "$PYPATH/ssdcore"
   if [ "$USE_PIP" = 1 ]; then
     "$PYTHON" -m pip install --no-deps --no-build-isolation --target "$PYPATH" . \
@@ -73,7 +84,9 @@ stage_build() {
     local pybind_dir
     pybind_dir="${PYBIND11_DIR:-$("$PYTHON" -m pybind11 --cmakedir)}" ||
       { echo "python has no pybind11: pip install pybind11, or set PYBIND11_DIR"; return 1; }
-    cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DSSD_BUILD_PYTHON=ON -DSSD_BUILD_TESTS=OFF \
+    local generator=()  # Ninja when there is one (not for a folder configured before with another)
+    [ -f "$BUILD_DIR/CMakeCache.txt" ] || ! command -v ninja >/dev/null || generator=(-G Ninja)
+    cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSSD_BUILD_PYTHON=ON -DSSD_BUILD_TESTS=OFF \
       -DSSD_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" "-DCMAKE_CUDA_COMPILER=$nvcc" \
       "-DPython_EXECUTABLE=$(command -v "$PYTHON")" "-Dpybind11_DIR=$pybind_dir" || return 1
     cmake --build "$BUILD_DIR" -j "$JOBS" --target _core || return 1
@@ -83,14 +96,27 @@ stage_build() {
     done
     cp "$BUILD_DIR"/_core*.so "$PYPATH/ssdcore/" || return 1
   fi
+  # the build's own check: the module imports (also without a driver: static cudart) with its kernels;
+  # whether a GPU is usable is preflight's and the tests' business
   PYTHONPATH="$PYPATH" "$PYTHON" -c "
 import ssdcore, sys
 print(ssdcore.device_summary())
-sys.exit(0 if ssdcore.cuda_available() else 'the build has no usable CUDA kernels')"
+sys.exit(0 if ssdcore.cuda_kernels_built() else 'the module was built without its CUDA kernels')"
 }
 
 stage_tests() {
-  PYTHONPATH="$PYPATH" "$PYTHON" -m pytest -q -rs -m gpu --junitxml="$OUT/pytest.xml" tests
+  PYTHONPATH="$PYPATH" "$PYTHON" -m pytest -q -rs -m gpu --junitxml="$OUT/pytest.xml" tests || return 1
+  # every GPU test skipped (no usable GPU, a CPU-only torch) is a failure here, not a pass
+  "$PYTHON" - "$OUT/pytest.xml" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+ran = sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in suites)
+if ran == 0:
+    sys.exit("no GPU test ran: all were skipped (reasons above); this stage needs a CUDA GPU and a CUDA torch")
+print(f"{ran} GPU tests ran")
+EOF
 }
 
 stage_bench() {
@@ -131,7 +157,7 @@ EOF
 }
 
 if [ "$DRY_RUN" = 1 ]; then
-  echo "gpu_check (dry run): OUT=$OUT PYTHON=$PYTHON CUDA_ARCHS=$CUDA_ARCHS build=$([ "$USE_PIP" = 1 ] && echo pip || echo cmake)"
+  echo "gpu_check (dry run): OUT=$OUT PYTHON=$PYTHON CUDA_ARCHS=$CUDA_ARCHS JOBS=$JOBS build=$([ "$USE_PIP" = 1 ] && echo "pip" || echo "cmake --build $BUILD_DIR --target _core")"
   for s in "${STAGES[@]}"; do
     set -- $s
     echo "  stage $1: timeout ${2}s, log $OUT/$1.log"

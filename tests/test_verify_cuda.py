@@ -14,8 +14,9 @@ from ssdcore import ops
 
 pytestmark = [
     pytest.mark.gpu,
+    pytest.mark.skipif(not ssdcore.cuda_kernels_built(), reason="ssdcore was built without its CUDA kernels (no nvcc)"),
     pytest.mark.skipif(not (torch.cuda.is_available() and ssdcore.cuda_available()),
-                       reason="needs a CUDA GPU and ssdcore built with its CUDA kernels"),
+                       reason="needs a CUDA GPU: " + ssdcore.device_summary()),
 ]
 
 

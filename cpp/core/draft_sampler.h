@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "sampling_transform.h"
 
@@ -27,8 +29,24 @@ struct DraftResult {
   float* probs = nullptr;     // [N, V] q' per row, or null
 };
 
-// Checks sizes and per-row parameters; throws std::invalid_argument.
-void check_draft_params(const DraftBatch& batch);
+// Checks sizes and per-row parameters (host arrays; no logits are read); throws std::invalid_argument.
+// Inline (header-only core): the CPU reference and the CUDA kernels' host side both call it.
+inline void check_draft_params(const DraftBatch& batch) {
+  if (batch.rows < 0 || batch.vocab <= 0)
+    throw std::invalid_argument("sample_draft: sizes must be N >= 0, V >= 1; got N=" + std::to_string(batch.rows) +
+                                " V=" + std::to_string(batch.vocab));
+  if (batch.rows > 0 && (!batch.logits || !batch.params))
+    throw std::invalid_argument("sample_draft: logits and params must not be null");
+  for (int r = 0; r < batch.rows; ++r) {
+    const DraftRowParams& p = batch.params[r];
+    const std::string where = "row " + std::to_string(r);
+    check_sampling_transform(p.sampling, where);
+    check_saguaro_c(p.saguaro.c, where);
+    if (p.saguaro.fanout < 0)
+      throw std::invalid_argument(where + ".saguaro_fanout: got " + std::to_string(p.saguaro.fanout) +
+                                  "; allowed: >= 0");
+  }
+}
 
 void sample_draft_cpu(const DraftBatch& batch, const DraftResult& result, int num_threads = 0);
 

@@ -18,7 +18,10 @@
 // internally (0 = default_thread_count()) and returns when all are joined. Inputs are read-only.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "sampling_transform.h"
 
@@ -42,11 +45,56 @@ struct VerifyResult {
   int64_t* next_token = nullptr;  // [B]
 };
 
-// Checks sizes, per-sequence parameters and that every draft row verification reads is non-null (the
-// arrays here are host memory); throws std::invalid_argument.
-void check_verify_params(const VerifyBatch& batch);
+namespace verify_detail {
+inline std::string seq_field(int b, const char* field) { return "sequence " + std::to_string(b) + ": " + field; }
+// Whether sequence p's q rows are read (not one-hot, sampled target, the batch has draft rows).
+inline bool uses_draft_rows(const VerifyBatch& vb, const SeqVerifyParams& p) {
+  return vb.draft_rows != nullptr && !p.onehot && p.target.temperature != 0.0f;
+}
+}  // namespace verify_detail
 
-// Runs verification on host memory. Also checks that the verified tokens lie in [0, V).
+// Checks sizes, per-sequence parameters and that every draft row verification reads is non-null (the
+// arrays here are host memory; no row is read); throws std::invalid_argument. Inline (header-only core):
+// the CPU reference and the CUDA kernels' host side both call it.
+inline void check_verify_params(const VerifyBatch& vb) {
+  if (vb.batch < 0 || vb.k < 0 || vb.vocab <= 0)
+    throw std::invalid_argument("verify: sizes must be B >= 0, K >= 0, V >= 1; got B=" + std::to_string(vb.batch) +
+                                " K=" + std::to_string(vb.k) + " V=" + std::to_string(vb.vocab));
+  if (vb.batch > 0 && (!vb.target_logits || !vb.params || (vb.k > 0 && !vb.draft_tokens)))
+    throw std::invalid_argument("verify: target_logits, draft_tokens and params must not be null");
+  for (int b = 0; b < vb.batch; ++b) {
+    const SeqVerifyParams& p = vb.params[b];
+    check_sampling_transform(p.target, verify_detail::seq_field(b, "target"));
+    check_sampling_transform(p.draft, verify_detail::seq_field(b, "draft"));
+    check_saguaro_c(p.saguaro_c, verify_detail::seq_field(b, "draft"));
+    if (p.draft_len < 0 || p.draft_len > vb.k)
+      throw std::invalid_argument(verify_detail::seq_field(b, "draft_len") + ": got " + std::to_string(p.draft_len) +
+                                  "; allowed: 0.." + std::to_string(vb.k));
+    for (int i = 0; verify_detail::uses_draft_rows(vb, p) && i < p.draft_len; ++i)
+      if (vb.draft_rows[static_cast<size_t>(b) * vb.k + i] == nullptr)
+        throw std::invalid_argument(verify_detail::seq_field(b, "draft_rows") + "[" + std::to_string(i) + "]: null; allowed: "
+                                    "the q row proposal " + std::to_string(i) + " was sampled from");
+    for (int i = 0; vb.saguaro_fanout && i < vb.k; ++i)
+      if (vb.saguaro_fanout[static_cast<size_t>(b) * vb.k + i] < 0)
+        throw std::invalid_argument(verify_detail::seq_field(b, "saguaro_fanout") + ": got " +
+                                    std::to_string(vb.saguaro_fanout[static_cast<size_t>(b) * vb.k + i]) +
+                                    "; allowed: >= 0");
+  }
+}
+
+// Checks that every verified token (draft_tokens[b * K + i], i < draft_len, a host array) lies in [0, V);
+// throws std::invalid_argument naming the sequence, the index and the value.
+inline void check_verify_tokens(const VerifyBatch& vb) {
+  for (int b = 0; b < vb.batch; ++b)
+    for (int i = 0; i < vb.params[b].draft_len; ++i) {
+      const int64_t s = vb.draft_tokens[static_cast<size_t>(b) * vb.k + i];
+      if (s < 0 || s >= vb.vocab)
+        throw std::invalid_argument(verify_detail::seq_field(b, "draft_tokens") + "[" + std::to_string(i) +
+                                    "]: got " + std::to_string(s) + "; allowed: 0.." + std::to_string(vb.vocab - 1));
+    }
+}
+
+// Runs verification on host memory (check_verify_params, then check_verify_tokens).
 void verify_cpu(const VerifyBatch& batch, const VerifyResult& result, int num_threads = 0);
 
 }  // namespace ssd

@@ -6,7 +6,6 @@
 // rows are computed eagerly in parallel first, trading possibly wasted rows for wall time.
 #include "verifier.h"
 
-#include <string>
 #include <vector>
 
 #include "distribution.h"
@@ -72,9 +71,7 @@ class RowCache {
   std::vector<uint8_t> draft_done_;
 };
 
-bool uses_draft_rows(const VerifyBatch& vb, const SeqVerifyParams& p) {
-  return vb.draft_rows != nullptr && !p.onehot && p.target.temperature != 0.0f;
-}
+using verify_detail::uses_draft_rows;
 
 void verify_one(const VerifyBatch& vb, int b, RowCache& cache, RowScratch& sc, const VerifyResult& out) {
   const SeqVerifyParams& p = vb.params[b];
@@ -108,45 +105,11 @@ void verify_one(const VerifyBatch& vb, int b, RowCache& cache, RowScratch& sc, c
   out.next_token[b] = sample_row(ps, cache.target_row(b, n), vb.vocab, cache.bonus_lanes(b), ub);
 }
 
-std::string seq_field(int b, const char* field) { return "sequence " + std::to_string(b) + ": " + field; }
-
 }  // namespace
-
-void check_verify_params(const VerifyBatch& vb) {
-  if (vb.batch < 0 || vb.k < 0 || vb.vocab <= 0)
-    throw std::invalid_argument("verify: sizes must be B >= 0, K >= 0, V >= 1; got B=" + std::to_string(vb.batch) +
-                                " K=" + std::to_string(vb.k) + " V=" + std::to_string(vb.vocab));
-  if (vb.batch > 0 && (!vb.target_logits || !vb.params || (vb.k > 0 && !vb.draft_tokens)))
-    throw std::invalid_argument("verify: target_logits, draft_tokens and params must not be null");
-  for (int b = 0; b < vb.batch; ++b) {
-    const SeqVerifyParams& p = vb.params[b];
-    check_sampling_transform(p.target, seq_field(b, "target"));
-    check_sampling_transform(p.draft, seq_field(b, "draft"));
-    check_saguaro_c(p.saguaro_c, seq_field(b, "draft"));
-    if (p.draft_len < 0 || p.draft_len > vb.k)
-      throw std::invalid_argument(seq_field(b, "draft_len") + ": got " + std::to_string(p.draft_len) +
-                                  "; allowed: 0.." + std::to_string(vb.k));
-    for (int i = 0; uses_draft_rows(vb, p) && i < p.draft_len; ++i)
-      if (vb.draft_rows[static_cast<size_t>(b) * vb.k + i] == nullptr)
-        throw std::invalid_argument(seq_field(b, "draft_rows") + "[" + std::to_string(i) + "]: null; allowed: "
-                                    "the q row proposal " + std::to_string(i) + " was sampled from");
-    for (int i = 0; vb.saguaro_fanout && i < vb.k; ++i)
-      if (vb.saguaro_fanout[static_cast<size_t>(b) * vb.k + i] < 0)
-        throw std::invalid_argument(seq_field(b, "saguaro_fanout") + ": got " +
-                                    std::to_string(vb.saguaro_fanout[static_cast<size_t>(b) * vb.k + i]) +
-                                    "; allowed: >= 0");
-  }
-}
 
 void verify_cpu(const VerifyBatch& vb, const VerifyResult& result, int num_threads) {
   check_verify_params(vb);
-  for (int b = 0; b < vb.batch; ++b)
-    for (int i = 0; i < vb.params[b].draft_len; ++i) {
-      const int64_t s = vb.draft_tokens[static_cast<size_t>(b) * vb.k + i];
-      if (s < 0 || s >= vb.vocab)
-        throw std::invalid_argument(seq_field(b, "draft_tokens") + "[" + std::to_string(i) + "]: got " +
-                                    std::to_string(s) + "; allowed: 0.." + std::to_string(vb.vocab - 1));
-    }
+  check_verify_tokens(vb);
   if (vb.batch == 0) return;
   RowCache cache(vb);
   int threads = num_threads > 0 ? num_threads : default_thread_count();

@@ -1,6 +1,8 @@
-// test_kernel_emulation.cpp: the CUDA kernel bodies (cuda/verify_blocks.cuh), run on the CPU under an
-// emulated 256-thread block (cuda_emulation.h), must reproduce the CPU reference bit for bit: every RowStats
-// the row kernel computes, every accept length and next token, every draft token and q' probability.
+// test_kernel_emulation.cpp: the CUDA kernel bodies (cuda/verify_blocks.cuh, cuda/logits_scan_blocks.cuh),
+// run on the CPU under an emulated 256-thread block (cuda_emulation.h), must reproduce the CPU reference bit
+// for bit: every RowStats the row kernel computes, every accept length and next token, every draft token and
+// q' probability, the fork's top-F tokens and the finite check (CpuLogitsOps) of every kernel of
+// cuda/cuda_logits_ops.cu. Draft rows are read through scattered pointers, null where never read.
 // This checks the GPU algorithms (radix selection, canonical lane sums, the chunked walk, the barriers: the
 // emulation runs threads in a random order between barriers) on machines without a GPU; nvcc's code
 // generation and the real memory model are checked by tests/test_verify_cuda.py where a GPU exists.
@@ -146,7 +148,15 @@ VerifyBatch batch_of(const Problem& pr) {
 bool same_stats(const RowStats& a, const RowStats& b) { return std::memcmp(&a, &b, sizeof(RowStats)) == 0; }
 
 void check_problem(const Problem& pr) {
-  const VerifyBatch vb = batch_of(pr);
+  VerifyBatch vb = batch_of(pr);
+  // Rows verification never reads may be null (verifier.h): past draft_len, and every row of a sequence
+  // whose q is one-hot or whose target is greedy. A kernel that reads one crashes here.
+  std::vector<const float*> rows = pr.rows;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const SeqVerifyParams& p = pr.params[r / pr.k];
+    if (static_cast<int>(r % pr.k) >= p.draft_len || p.onehot || p.target.temperature == 0.0f) rows[r] = nullptr;
+  }
+  if (!rows.empty()) vb.draft_rows = rows.data();
   const int b = pr.b, k = pr.k, v = pr.v;
   std::vector<RowStats> ts(static_cast<size_t>(b) * (k + 1)), ds(static_cast<size_t>(std::max(1, b * k)));
   std::vector<int64_t> acc(b, -7), next(b, -7);
@@ -237,27 +247,53 @@ SSD_TEST(emulated_draft_kernel_matches_the_cpu_reference) {
   }
 }
 
+namespace {
+
+// The fork kernel as launched (cuda_logits_ops.cu): one block per request, rows and outputs through the
+// rows / offsets arrays, counts clamped to V on the host as CudaLogitsOps does.
+std::vector<std::vector<int32_t>> emulated_top_tokens(const Logits& l, const std::vector<TopRequest>& reqs) {
+  const size_t n = reqs.size();
+  std::vector<int64_t> rows(n), offsets(n);
+  std::vector<int32_t> counts(n), excludes(n), found(n, -7);
+  int64_t total = 0;
+  for (size_t q = 0; q < n; ++q) {
+    rows[q] = reqs[q].row, excludes[q] = reqs[q].exclude;
+    counts[q] = static_cast<int32_t>(std::min<int64_t>(std::max(reqs[q].count, 0), l.vocab));
+    offsets[q] = total;
+    total += counts[q];
+  }
+  std::vector<int32_t> out(static_cast<size_t>(total) + 1, -7);
+  emu::launch<BlockShared>(static_cast<int64_t>(n), [&](int64_t q, BlockShared& sh) {
+    cuda_detail::top_tokens_request_block(q, l.data, static_cast<int32_t>(l.vocab), rows.data(), counts.data(),
+                                          excludes.data(), offsets.data(), out.data(), found.data(), sh);
+  });
+  std::vector<std::vector<int32_t>> got(n);
+  for (size_t q = 0; q < n; ++q) {
+    SSD_CHECK(found[q] >= 0 && found[q] <= counts[q]);
+    got[q].assign(out.begin() + offsets[q], out.begin() + offsets[q] + std::max(found[q], 0));
+  }
+  SSD_CHECK_EQ(out[static_cast<size_t>(total)], -7);  // nothing written past the last request's slice
+  return got;
+}
+
+}  // namespace
+
 SSD_TEST(emulated_fork_top_tokens_match_the_cpu_reference) {
   std::mt19937_64 rng(5);
   for (int c = 0; c < kCases / 2; ++c) {
     const int v = pick(rng, {1, 3, 40, 300, 700});
-    const int n = 4;
+    const int n = 6;
     std::vector<float> logits = random_logits(rng, static_cast<size_t>(n) * v, v, 2.0f, c % 2 == 1);
+    if (c % 3 == 2) std::fill_n(&logits[static_cast<size_t>(n - 1) * v], v, -INFINITY);  // a row of ties at -inf
     Logits l;
     l.data = logits.data(), l.rows = n, l.vocab = v;
     std::vector<TopRequest> reqs;
-    for (int r = 0; r < n; ++r) reqs.push_back(TopRequest{r, pick(rng, {0, 1, 3, 8}), pick(rng, {-1, 0, 2})});
+    std::uniform_int_distribution<int64_t> row(0, n - 1);
+    for (int r = 0; r < 2 * n; ++r)  // rows in any order, some twice
+      reqs.push_back(TopRequest{row(rng), pick(rng, {0, 1, 3, 8, v, v + 4, -2}), pick(rng, {-1, 0, 2, v - 1, v + 3})});
     std::vector<std::vector<int32_t>> want;
     CpuLogitsOps().top_tokens(l, reqs, &want);
-    for (int r = 0; r < n; ++r) {
-      std::vector<int32_t> out(static_cast<size_t>(reqs[r].count) + 1, -7);
-      int got = -1;
-      emu::launch<BlockShared>(1, [&](int64_t, BlockShared& sh) {
-        const int m = cuda_detail::top_tokens_block(l.row(r), v, reqs[r].count, reqs[r].exclude, out.data(), sh);
-        if (threadIdx.x == 0) got = m;
-      });
-      SSD_CHECK(std::vector<int32_t>(out.begin(), out.begin() + std::max(got, 0)) == want[r]);
-    }
+    SSD_CHECK(emulated_top_tokens(l, reqs) == want);
   }
 }
 
@@ -285,6 +321,36 @@ SSD_TEST(emulated_finite_check_matches_the_cpu_reference) {
   });
   SSD_CHECK_EQ(column, 513);
   SSD_CHECK(value == inf);
+}
+
+SSD_TEST(emulated_finite_check_kernel_matches_cpu_logits_ops) {
+  // The kernel as launched: one block per requested row, through the rows array (any order, repeats).
+  std::mt19937_64 rng(17);
+  const int v = 600, n = 7;
+  std::vector<float> logits = random_logits(rng, static_cast<size_t>(n) * v, v, 2.0f, false);
+  std::fill_n(&logits[static_cast<size_t>(1) * v], v, -INFINITY);  // no finite entry
+  logits[static_cast<size_t>(2) * v + 599] = NAN;
+  logits[static_cast<size_t>(3) * v + 300] = INFINITY;
+  logits[static_cast<size_t>(3) * v + 301] = NAN;
+  logits[static_cast<size_t>(5) * v + 0] = -INFINITY;  // -inf alone is usable
+  Logits l;
+  l.data = logits.data(), l.rows = n, l.vocab = v;
+  const std::vector<int64_t> rows = {3, 0, 6, 1, 2, 5, 3, 4};
+  std::vector<BadLogit> want;
+  CpuLogitsOps().find_bad(l, rows, &want);
+  std::vector<int64_t> columns(rows.size(), -9);
+  std::vector<float> values(rows.size(), -9.0f);
+  emu::launch<BlockShared>(static_cast<int64_t>(rows.size()), [&](int64_t i, BlockShared& sh) {
+    cuda_detail::find_bad_request_block(i, l.data, v, rows.data(), columns.data(), values.data(), sh);
+  });
+  for (size_t i = 0; i < rows.size(); ++i) {
+    SSD_CHECK_EQ(columns[i], want[i].column);
+    if (want[i].column >= 0 && want[i].column < v)
+      SSD_CHECK(std::memcmp(&values[i], &want[i].value, sizeof(float)) == 0);
+  }
+  SSD_CHECK_EQ(want[0].column, 300);
+  SSD_CHECK_EQ(want[3].column, v);
+  SSD_CHECK_EQ(want[5].column, -1);
 }
 
 int main() {
