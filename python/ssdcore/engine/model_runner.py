@@ -1,8 +1,10 @@
-"""ModelRunner: the Python side of the runtime's ``ModelRunner`` interface (cpp/model_runner.h).
+"""ModelRunner: the Python side of the engine's one ``ssdcore::ModelRunner`` interface
+(cpp/include/ssdcore/model_runner.h; the binding's PyModelRunner calls it).
 
 A :class:`ModelRunner` owns one :class:`~ssdcore.models.CausalLM` with its preallocated KV cache and
-answers the runtime's ``forward`` calls: N flattened rows (token, logical position, KV lane, slot,
-optional tree attention) in, float32 logits ``[out_rows, V]`` out.
+answers the runtime's ``forward`` calls: the arrays of one ``ForwardBatch`` as int32 numpy arrays (N
+flattened rows: token, logical position, KV lane, slot, optional tree attention, out_index) in,
+float32 logits ``[out_rows, V]`` out.
 
 Which forward runs is chosen once, at construction, and logged; ``forward_kind`` and ``repr`` name it:
   "native"       CPU float32 or bfloat16 model: the C++ forward (models/cpu_model.py). The Python
