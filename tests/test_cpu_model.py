@@ -7,6 +7,7 @@ are bitwise the same in a decode, a verification and a tree branch), the bfloat1
 (bitwise equal to float32), which models take the native path (whatever the thread count), its errors, and the same bits from every
 CPU kernel path (AVX-512, AVX2, portable; each in a subprocess, since the path is chosen once per process).
 """
+import functools
 import pytest
 import torch
 
@@ -170,18 +171,18 @@ def test_native_errors_name_the_array(model):
     model.allocate_kv(num_lanes=1, max_slots=16)
     model.prefill(0, [3, 4, 5])
     native = model._native._native
-    base = dict(tokens=torch.tensor([7]), positions=torch.tensor([3]), lanes=torch.tensor([0]),
-                slots=torch.tensor([3]), attend_len=None, extra_slots=None, logits_rows=None,
+    i32 = functools.partial(torch.tensor, dtype=torch.int32)  # the rows are a ForwardBatch's: int32
+    base = dict(tokens=i32([7]), positions=i32([3]), lanes=i32([0]),
+                slots=i32([3]), attend_len=None, extra_slots=None, logits_rows=None,
                 kv=model.kv_cache.buffer, slot_pos=model.kv_cache.slot_pos, rope_cos=model.rope.cos,
                 rope_sin=model.rope.sin_signed, logits=torch.empty(1, 128))
-    cases = {"tokens": torch.tensor([128]), "lanes": torch.tensor([1]), "slots": torch.tensor([16]),
-             "positions": torch.tensor([-1])}
+    cases = {"tokens": i32([128]), "lanes": i32([1]), "slots": i32([16]), "positions": i32([-1])}
     for name, bad in cases.items():
         arrays = dict(base, **{name: bad})
         with pytest.raises(ValueError, match=name):
             native.forward({k: None if v is None else v.__dlpack__() for k, v in arrays.items()}, 128)
-    arrays = dict(base, tokens=torch.tensor([7], dtype=torch.int32))
-    with pytest.raises(ValueError, match="tokens: dtype int32"):
+    arrays = dict(base, tokens=torch.tensor([7], dtype=torch.int64))
+    with pytest.raises(ValueError, match="tokens: dtype int64"):
         native.forward({k: None if v is None else v.__dlpack__() for k, v in arrays.items()}, 128)
     assert model.decode([0], [[7]], [3]).shape == (1, 1, 128)  # still usable
 

@@ -108,6 +108,27 @@ def test_metrics_and_stats(engine):
     assert all(0.0 <= mean <= 4.0 for _, mean in by_source.values())
 
 
+def test_stats_name_the_forward_each_model_runs(engine, monkeypatch):
+    """stats()["forward"] is each runner's forward_kind, by side; the engine is handed the native
+    runner by the Python side (no call back into Python at construction), and a runner without one
+    is driven through its Python forward."""
+    assert engine.stats()["forward"] == {"target": "native", "draft": "native"}
+    with ssdcore.Engine(mode="ar", max_batch=1, max_context=64) as ar:
+        assert ar.stats()["forward"]["target"] == "native"
+    from ssdcore.engine.model_runner import ModelRunner
+
+    asked, forwards = [], []
+    python_forward = ModelRunner.forward
+    monkeypatch.setattr(ModelRunner, "native_runner", lambda runner: asked.append(runner.side))
+    monkeypatch.setattr(ModelRunner, "forward",
+                        lambda runner, *a: forwards.append(runner.side) or python_forward(runner, *a))
+    with ssdcore.Engine(mode="sd", K=2, max_batch=1, max_context=64) as e:
+        assert sorted(asked) == ["draft", "target"]  # asked once each, by the Python Engine
+        e.generate([[3, 4, 5]], SamplingParams(temperature=0, max_tokens=4, ignore_eos=True))
+        assert e.stats()["forward"] == {"target": "native", "draft": "native"}
+    assert {"target", "draft"} <= set(forwards)
+
+
 def test_engines_sharing_loaded_models_keep_their_own_caches():
     """A second engine over the same LoadedModel objects reallocates the models' KV caches; the first
     engine keeps the caches it was built with (its native runners point into them) and still works."""

@@ -1,7 +1,7 @@
 // dlpack_view.h: DLPack tensor -> ssd::TensorView, the one place that maps DLPack's dtype and device
 // codes onto the runtime's.
 //
-// Included by bindings.cpp only (the runtime itself never sees DLPack). The view borrows the DLTensor's
+// Included by capsule_views.cpp only (the runtime itself never sees DLPack). The view borrows the DLTensor's
 // memory: the producer must outlive it. byte_offset is folded into data; absent strides mean a compact
 // row-major tensor. Pure functions; any thread.
 #pragma once

@@ -1,6 +1,6 @@
 // tensor_view.h: the runtime's non-owning view of a tensor that crossed the Python boundary.
 //
-// bindings.cpp builds one from a DLPack capsule; nothing else in the runtime knows DLPack. A view does
+// cpp/bindings/ builds one from a DLPack capsule; nothing else in the runtime knows DLPack. A view does
 // not own or keep alive its memory: the caller guarantees the producer outlives every use. Strides are
 // in elements. Plain value type; any thread may read it.
 #pragma once
@@ -11,13 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "ssdcore/device.h"
+
 namespace ssd {
 
 enum class DType { kFloat32, kFloat16, kBFloat16, kFloat64, kInt32, kInt64, kUInt8, kBool, kOther };
-enum class DeviceType { kCPU, kCUDA, kOther };
-inline const char* to_string(DeviceType d) {
-  return d == DeviceType::kCPU ? "cpu" : d == DeviceType::kCUDA ? "cuda" : "other";
-}
+using ssdcore::DeviceType;  // the one device enumeration (ssdcore/device.h)
+using ssdcore::to_string;
 
 struct TensorView {
   void* data = nullptr;
@@ -83,7 +83,7 @@ inline void expect_view(const TensorView& v, const std::string& name, DType dtyp
                                 " tensor");
 }
 
-// Named tensors (a Python dict in bindings.cpp): returns the view named `name`, or throws
+// Named tensors (a Python dict in cpp/bindings/capsule_views.h): returns the view named `name`, or throws
 // std::invalid_argument when there is none.
 using ArrayLookup = std::function<TensorView(const std::string& name)>;
 

@@ -15,7 +15,7 @@
 
 namespace ssd {
 
-RowKeys visible_keys(const CpuRows& rows, int64_t r) {
+RowKeys visible_keys(const ForwardBatch& rows, int64_t r) {
   RowKeys keys;
   const int64_t own = rows.slots[r];
   if (!rows.attend_len) {
@@ -27,9 +27,9 @@ RowKeys visible_keys(const CpuRows& rows, int64_t r) {
     if (s >= keys.prefix && std::find(keys.more.begin(), keys.more.end(), s) == keys.more.end())
       keys.more.push_back(s);
   };
-  if (rows.extra)
+  if (rows.extra_slots)
     for (int64_t e = 0; e < rows.extra_width; ++e) {
-      const int64_t s = rows.extra[r * rows.extra_width + e];
+      const int64_t s = rows.extra_slots[r * rows.extra_width + e];
       if (s >= 0) add(s);
     }
   add(own);
@@ -123,13 +123,14 @@ void weighted_values(const float* p, float sum, const float* values, int64_t dim
 
 }  // namespace
 
-void cpu_attention(const CpuRows& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
+void cpu_attention(const ForwardBatch& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
                    const float* q, int64_t q_stride, float* out, int64_t item_begin, int64_t item_end) {
   const int64_t dim = kv.head_dim, groups = heads / kv.kv_heads;
   const float scale = 1.f / std::sqrt(static_cast<float>(dim));
-  if (item_end < 0) item_end = rows.n * kv.kv_heads;
+  const int64_t n = static_cast<int64_t>(rows.rows);
+  if (item_end < 0) item_end = n * kv.kv_heads;
   std::vector<float> scores;
-  for (int64_t r = item_begin / kv.kv_heads; r < rows.n && r * kv.kv_heads < item_end; ++r) {
+  for (int64_t r = item_begin / kv.kv_heads; r < n && r * kv.kv_heads < item_end; ++r) {
     const RowKeys rk = visible_keys(rows, r);
     const int64_t n_keys = rk.prefix + static_cast<int64_t>(rk.more.size()), lane = rows.lanes[r];
     scores.resize(static_cast<size_t>(groups * n_keys));

@@ -5,8 +5,9 @@
 // KV layout (python/ssdcore/models/kv_cache.py): buffer[layer][K=0|V=1][lane][kv_head][slot][head_dim],
 // so one lane's slots for one kv head are contiguous rows of head_dim floats.
 //
-// Visibility of row r in lane l (the contract of CausalLM.forward_rows): with attend_len given, slots
-// [0, attend_len[r]) plus extra[r][*] (-1 = padding) plus its own slot; otherwise slots [0, slots[r]].
+// Rows are the engine's ForwardBatch (ssdcore/model_runner.h). Visibility of row r in lane l (the
+// contract of CausalLM.forward_rows): with attend_len given, slots [0, attend_len[r]) plus
+// extra_slots[r][*] (-1 = padding) plus its own slot; otherwise slots [0, slots[r]].
 // Sliding-window layers additionally drop keys whose logical position p_k has p_q - p_k >= window
 // (p_k from slot_pos when the model has windows, else the slot itself).
 //
@@ -17,6 +18,8 @@
 
 #include <cstdint>
 #include <vector>
+
+#include "ssdcore/model_runner.h"
 
 namespace ssd {
 
@@ -34,30 +37,20 @@ struct CpuKvCache {
   }
 };
 
-// The rows of one forward call (all arrays have n entries; extra is [n, extra_width] or nullptr).
-struct CpuRows {
-  int64_t n = 0;
-  const int64_t* tokens = nullptr;
-  const int64_t* positions = nullptr;
-  const int64_t* lanes = nullptr;
-  const int64_t* slots = nullptr;
-  const int64_t* attend_len = nullptr;  // nullptr: causal by slot
-  const int64_t* extra = nullptr;
-  int64_t extra_width = 0;
-};
+using ssdcore::ForwardBatch;
 
 // Slots row r may see, in ascending order of first appearance: [0, prefix) then `more` (deduplicated).
 struct RowKeys {
   int64_t prefix = 0;
   std::vector<int64_t> more;
 };
-RowKeys visible_keys(const CpuRows& rows, int64_t r);
+RowKeys visible_keys(const ForwardBatch& rows, int64_t r);
 
 // out[n, heads * head_dim] = attention of q[n, heads * head_dim] (row stride q_stride, RoPE applied)
 // over `layer` of the cache (whose K/V for these rows are already written). window 0 = none.
 // Work items are (row r, kv head g) = r * kv_heads + g; only items [item_begin, item_end) are computed
 // (item_end < 0: all), so threads can split a call (each item writes its own heads of its own row).
-void cpu_attention(const CpuRows& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
+void cpu_attention(const ForwardBatch& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
                    const float* q, int64_t q_stride, float* out, int64_t item_begin = 0, int64_t item_end = -1);
 
 }  // namespace ssd

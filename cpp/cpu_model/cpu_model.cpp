@@ -55,9 +55,9 @@ void linear(const float* x, int64_t m, const PackedWeights& w, const float* bias
 }
 
 // cpu_attention over every (row, kv head) item, split over `team` when there is one.
-void attention(const CpuRows& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
+void attention(const ForwardBatch& rows, const CpuKvCache& kv, int64_t layer, int64_t heads, int64_t window,
                const float* q, int64_t q_stride, float* out, ThreadTeam* team) {
-  const int64_t items = rows.n * kv.kv_heads;
+  const int64_t items = static_cast<int64_t>(rows.rows) * kv.kv_heads;
   if (team == nullptr || team->size() == 1 || items < 2) {
     cpu_attention(rows, kv, layer, heads, window, q, q_stride, out);
     return;
@@ -108,35 +108,36 @@ CpuModel::CpuModel(const CpuModelShape& s, const ArrayLookup& get) : shape_(s) {
   lm_head_ = matrix(get, "lm_head", s.vocab, H, arena);
 }
 
-void CpuModel::check(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& lg) const {
+void CpuModel::check(const ForwardBatch& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& lg) const {
   const CpuModelShape& s = shape_;
   if (kv.layers != s.layers || kv.kv_heads != s.kv_heads || kv.head_dim != s.head_dim || !kv.buffer)
     fail("KV cache does not match the model (layers, kv_heads, head_dim)");
   if (lg.lm_rows < 1 || lg.lm_rows > s.vocab) fail("lm_rows = " + std::to_string(lg.lm_rows) + " not in [1, vocab]");
-  const auto in = [](const int64_t* a, int64_t r, int64_t lo, int64_t hi, const char* name) {
+  const auto in = [](const auto* a, int64_t r, int64_t lo, int64_t hi, const char* name) {
     if (a[r] < lo || a[r] >= hi)
       fail(std::string(name) + "[" + std::to_string(r) + "] = " + std::to_string(a[r]) + " is out of range: allowed [" +
            std::to_string(lo) + ", " + std::to_string(hi) + ")");
   };
-  for (int64_t r = 0; r < rows.n; ++r) {
+  const int64_t n = static_cast<int64_t>(rows.rows);
+  for (int64_t r = 0; r < n; ++r) {
     in(rows.tokens, r, 0, s.vocab, "tokens");
     in(rows.positions, r, 0, rope.capacity, "positions");
     in(rows.lanes, r, 0, kv.lanes, "lanes");
     in(rows.slots, r, 0, kv.max_slots, "slots");
     if (rows.attend_len) in(rows.attend_len, r, 0, kv.max_slots + 1, "attend_len");
-    for (int64_t e = 0; rows.extra && e < rows.extra_width; ++e)
-      in(rows.extra, r * rows.extra_width + e, -1, kv.max_slots, "extra_slots");
+    for (int64_t e = 0; rows.extra_slots && e < rows.extra_width; ++e)
+      in(rows.extra_slots, r * rows.extra_width + e, -1, kv.max_slots, "extra_slots");
   }
-  if (!lg.out || lg.n_out < 0 || lg.out_stride < lg.lm_rows || (!lg.rows && lg.n_out != rows.n))
+  if (!lg.out || lg.n_out < 0 || lg.out_stride < lg.lm_rows || (!lg.rows && lg.n_out != n))
     fail("logits output does not match the rows and lm_rows");
-  for (int64_t j = 0; lg.rows && j < lg.n_out; ++j) in(lg.rows, j, 0, rows.n, "logits_rows");
+  for (int64_t j = 0; lg.rows && j < lg.n_out; ++j) in(lg.rows, j, 0, n, "logits_rows");
 }
 
-void CpuModel::layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rp,
+void CpuModel::layer_forward(int64_t i, const ForwardBatch& rows, const CpuKvCache& kv, const CpuRope& rp,
                              float* x, ThreadTeam* team) const {
   const CpuModelShape& s = shape_;
   const Layer& L = layers_[i];
-  const int64_t n = rows.n, H = s.hidden, D = s.head_dim, I = s.intermediate;
+  const int64_t n = static_cast<int64_t>(rows.rows), H = s.hidden, D = s.head_dim, I = s.intermediate;
   const int64_t qk_heads = s.heads + s.kv_heads, qkv = (qk_heads + s.kv_heads) * D;
   std::vector<float> h(n * H), qkv_out(n * qkv), att(n * s.heads * D), gu(n * 2 * I);
   rms_norm(x, H, n, H, L.ln1, s.eps, h.data(), H);
@@ -167,10 +168,10 @@ void CpuModel::layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& k
   for (int64_t j = 0; j < n * H; ++j) x[j] += h[j];
 }
 
-void CpuModel::forward(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& lg,
+void CpuModel::forward(const ForwardBatch& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& lg,
                        ThreadTeam* team) const {
   check(rows, kv, rope, lg);
-  const int64_t n = rows.n, H = shape_.hidden;
+  const int64_t n = static_cast<int64_t>(rows.rows), H = shape_.hidden;
   if (kv.slot_pos)
     for (int64_t r = 0; r < n; ++r) kv.slot_pos[rows.lanes[r] * kv.max_slots + rows.slots[r]] = rows.positions[r];
   std::vector<float> x(n * H);
@@ -185,27 +186,33 @@ void CpuModel::forward(const CpuRows& rows, const CpuKvCache& kv, const CpuRope&
 }
 
 void CpuModel::forward(const ArrayLookup& get, int64_t lm_rows, ThreadTeam* team) const {
-  const auto index = [&get](const char* name, std::vector<int64_t> shape, bool optional) -> const int64_t* {
+  const auto index = [&get](const char* name, std::vector<int64_t> shape, bool optional) -> const int32_t* {
     const TensorView v = get(name);
     if (!v.data && optional) return nullptr;
-    expect_view(v, name, DType::kInt64, shape, DeviceType::kCPU);
-    return v.ptr<int64_t>();
+    expect_view(v, name, DType::kInt32, shape, DeviceType::kCPU);
+    return v.ptr<int32_t>();
   };
-  CpuRows rows;
+  ForwardBatch rows;
   const TensorView tok = get("tokens");
-  expect_view(tok, "tokens", DType::kInt64, {-1}, DeviceType::kCPU);
-  rows.n = tok.shape[0];
-  rows.tokens = tok.ptr<int64_t>();
-  rows.positions = index("positions", {rows.n}, false);
-  rows.lanes = index("lanes", {rows.n}, false);
-  rows.slots = index("slots", {rows.n}, false);
-  rows.attend_len = index("attend_len", {rows.n}, true);
+  expect_view(tok, "tokens", DType::kInt32, {-1}, DeviceType::kCPU);
+  const int64_t n = tok.shape[0];
+  rows.rows = static_cast<size_t>(n);
+  rows.tokens = tok.ptr<int32_t>();
+  rows.positions = index("positions", {n}, false);
+  rows.lanes = index("lanes", {n}, false);
+  rows.slots = index("slots", {n}, false);
+  rows.attend_len = index("attend_len", {n}, true);
   const TensorView extra = get("extra_slots");
-  rows.extra = index("extra_slots", {rows.n, -1}, true);
-  rows.extra_width = rows.extra ? extra.shape[1] : 0;
+  rows.extra_slots = index("extra_slots", {n, -1}, true);
+  rows.extra_width = rows.extra_slots ? static_cast<int32_t>(extra.shape[1]) : 0;
   const TensorView out = get("logits");
   expect_view(out, "logits", DType::kFloat32, {-1, -1}, DeviceType::kCPU);
-  const int64_t* sel = index("logits_rows", {out.shape[0]}, true);
+  const TensorView sel_view = get("logits_rows");
+  const int64_t* sel = nullptr;
+  if (sel_view.data) {
+    expect_view(sel_view, "logits_rows", DType::kInt64, {out.shape[0]}, DeviceType::kCPU);
+    sel = sel_view.ptr<int64_t>();
+  }
   const CpuLogits lg{sel, out.shape[0], lm_rows, out.ptr<float>(), out.shape[1]};
   forward(rows, kv_from(get), rope_from(get), lg, team);
 }

@@ -62,13 +62,14 @@ class CpuModel {
   CpuModel(const CpuModelShape& shape, const ArrayLookup& weights);
 
   // Runs `rows` (validated against the shape, cache and rope: std::invalid_argument otherwise) on the
-  // calling thread, or split over `team` (its caller's thread included) when given.
-  void forward(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& logits,
+  // calling thread, or split over `team` (its caller's thread included) when given. `logits` says
+  // which rows get logits and where; the batch's out_index / out_rows are not read.
+  void forward(const ForwardBatch& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& logits,
                ThreadTeam* team = nullptr) const;
 
-  // The same from named arrays (bindings.cpp's dict; a missing optional array is an empty view):
-  // int64 [n] tokens, positions, lanes, slots, optional attend_len [n], extra_slots [n, E], logits_rows
-  // [n_out]; float32 kv [layers, 2, lanes, kv_heads, slots, head_dim], optional int64 slot_pos
+  // The same from named arrays (cpp/bindings/' dict; a missing optional array is an empty view):
+  // int32 [n] tokens, positions, lanes, slots, optional attend_len [n], extra_slots [n, E] (the
+  // ForwardBatch's arrays); int64 logits_rows [n_out]; float32 kv [layers, 2, lanes, kv_heads, slots, head_dim], optional int64 slot_pos
   // [lanes, slots]; float32 rope_cos, rope_sin [capacity, head_dim]; float32 logits [n_out, >= lm_rows].
   void forward(const ArrayLookup& arrays, int64_t lm_rows, ThreadTeam* team = nullptr) const;
 
@@ -91,8 +92,8 @@ class CpuModel {
     PackedWeights down_w;
     const float *down_b, *qk_norm_w;
   };
-  void check(const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& logits) const;
-  void layer_forward(int64_t i, const CpuRows& rows, const CpuKvCache& kv, const CpuRope& rope, float* x,
+  void check(const ForwardBatch& rows, const CpuKvCache& kv, const CpuRope& rope, const CpuLogits& logits) const;
+  void layer_forward(int64_t i, const ForwardBatch& rows, const CpuKvCache& kv, const CpuRope& rope, float* x,
                      ThreadTeam* team) const;
   CpuModelShape shape_;
   const float *embed_ = nullptr, *norm_ = nullptr;

@@ -23,24 +23,14 @@ void CpuModelRunner::on_worker_start() {
   if (threads_ > 1) team_ = std::make_unique<ThreadTeam>(threads_, cores_);
 }
 
-Logits CpuModelRunner::forward(const ForwardRequest& r) {
+Logits CpuModelRunner::forward(const ForwardBatch& r) {
   ++calls_;
-  const int64_t n = static_cast<int64_t>(r.rows());
-  const auto widen = [](const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); };
-  const std::vector<int64_t> tokens = widen(r.tokens), positions = widen(r.positions), lanes = widen(r.lanes),
-                             slots = widen(r.slots), attend = widen(r.attend_len), extra = widen(r.extra_slots);
-  CpuRows rows;
-  rows.n = n, rows.tokens = tokens.data(), rows.positions = positions.data(), rows.lanes = lanes.data();
-  rows.slots = slots.data();
-  if (!attend.empty()) {
-    rows.attend_len = attend.data(), rows.extra_width = r.extra_width;
-    rows.extra = r.extra_width > 0 ? extra.data() : nullptr;
-  }
+  const int64_t n = static_cast<int64_t>(r.rows);
   std::vector<int64_t> source(static_cast<size_t>(r.out_rows), 0);  // unwritten result rows: unspecified
   for (int64_t i = 0; i < n; ++i)
     if (r.out_index[i] >= 0) source.at(static_cast<size_t>(r.out_index[i])) = i;
   auto out = std::make_shared<std::vector<float>>(static_cast<size_t>(r.out_rows * vocab_));
-  model_->forward(rows, kv_, rope_, CpuLogits{source.data(), r.out_rows, lm_rows_, out->data(), vocab_}, team_.get());
+  model_->forward(r, kv_, rope_, CpuLogits{source.data(), r.out_rows, lm_rows_, out->data(), vocab_}, team_.get());
   for (int64_t j = 0; lm_rows_ < vocab_ && j < r.out_rows; ++j)
     for (int64_t c = lm_rows_; c < vocab_; ++c) (*out)[j * vocab_ + c] = -std::numeric_limits<float>::infinity();
   Logits logits;

@@ -1,8 +1,9 @@
 // cpu_model_runner.h: a ModelRunner that runs a CpuModel (cpu_model.h) directly from the worker thread,
 // with no Python and no GIL anywhere in a forward.
 //
-// ssdcore.model_runner.ModelRunner builds one (through bindings.cpp) when its model qualifies for the
-// native CPU forward; the engine then calls it like any runner. The KV cache and RoPE tables are the
+// ssdcore.engine.model_runner.ModelRunner builds one (through cpp/bindings/) when its model qualifies
+// for the native CPU forward, and the Python Engine hands it to the engine in place of the Python
+// runner; the engine then calls it like any runner, with the same int32 ForwardBatch. The KV cache and RoPE tables are the
 // Python model's tensors, borrowed: the Python runner that made this object keeps them (and the
 // weights) alive, and nothing else writes them while an engine runs.
 //
@@ -31,7 +32,7 @@ class CpuModelRunner final : public ModelRunner {
   int64_t vocab_size() const override { return vocab_; }
   void on_worker_start() override;
   int threads() const { return threads_; }
-  Logits forward(const ForwardRequest& request) override;
+  Logits forward(const ForwardBatch& batch) override;
   int64_t forward_calls() const { return calls_; }
 
  private:

@@ -55,7 +55,7 @@ void DraftWorker::draft_jit(const std::vector<DraftSequence*>& seqs, std::vector
     const int32_t pending = static_cast<int32_t>(seqs[b]->tokens.size()) - 1;
     decodings[b] = Decoding{seqs[b], &(*out)[b], proposal_budget(*seqs[b], 0), pending, &plan, b};
   }
-  decode_steps(decodings, 0, [](Decoding& d, int32_t t, int32_t out_row, ForwardRequest* req) {
+  decode_steps(decodings, 0, [](Decoding& d, int32_t t, int32_t out_row, ForwardBatchBuilder* req) {
     DraftSequence* s = d.seq;
     if (t == 0) {
       for (int32_t p = static_cast<int32_t>(s->kv.size()); p <= d.pos0; ++p) {

@@ -17,7 +17,7 @@ void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_w
     d.spec->greedy = !needs_q(d.seq->params);
   }
   for (int32_t t = 0; t < steps; ++t) {
-    ForwardRequest req;
+    ForwardBatchBuilder req;
     req.extra_width = extra_width;
     std::vector<DraftDraw> draws;
     std::vector<Decoding*> owner;
@@ -30,7 +30,7 @@ void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_w
       owner.push_back(&d);
     }
     req.out_rows = static_cast<int32_t>(draws.size());
-    Logits logits = runner_->forward(req);
+    Logits logits = req.run(*runner_, "draft");
     std::vector<int32_t> toks = draw(logits, draws);
     for (size_t i = 0; i < owner.size(); ++i) {
       Speculation& spec = *owner[i]->spec;

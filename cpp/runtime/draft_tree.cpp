@@ -24,7 +24,7 @@ struct Branch {
 // returns their logits; row0[b] is the row of r for sequence b, so g_j is row row0[b] + j.
 Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0) {
   ScopedTimer timer(stats_, Phase::kDraftGlue);
-  ForwardRequest req;
+  ForwardBatchBuilder req;
   int32_t out_rows = 0;
   row0->clear();
   for (DraftSequence* s : seqs) {
@@ -44,7 +44,7 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
     }
   }
   req.out_rows = out_rows;
-  Logits glue = runner_->forward(req);
+  Logits glue = req.run(*runner_, "draft");
   std::vector<int64_t> rows, positions;  // the fork ranks these rows: they must be usable
   for (size_t b = 0; b < seqs.size(); ++b) {
     const int32_t pending = static_cast<int32_t>(seqs[b]->tokens.size()) - 1;
@@ -105,7 +105,7 @@ void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Log
   }
   const int32_t width = 2 * K + 1;
   const int32_t max_context = config_.max_context;
-  decode_steps(decodings, width, [&](Decoding& d, int32_t t, int32_t out_row, ForwardRequest* req) {
+  decode_steps(decodings, width, [&](Decoding& d, int32_t t, int32_t out_row, ForwardBatchBuilder* req) {
     const Branch& br = branches[d.tag];
     const int32_t prefix = static_cast<int32_t>(d.seq->tokens.size()) - 1;  // slots before r
     const int32_t scratch0 = max_context + br.local * K;

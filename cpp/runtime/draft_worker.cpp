@@ -102,14 +102,14 @@ static size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int
 // Prefills the draft KV with the prompts the target is prefilling now (ToDraft::warm_only).
 void DraftWorker::warm(const ToDraft& msg) {
   apply(msg);
-  ForwardRequest req;
+  ForwardBatchBuilder req;
   for (const DraftJoin& join : msg.joins) {
     DraftSequence& s = seqs_.at(join.seq_id);
     const int32_t n = static_cast<int32_t>(s.tokens.size());
     for (int32_t p = 0; p < n; ++p) req.add_row(s.tokens[p], p, s.lane, p, p == n - 1 ? req.out_rows++ : -1);
     s.kv = s.tokens;
   }
-  if (req.out_rows > 0) runner_->forward(req);
+  if (req.out_rows > 0) req.run(*runner_, "draft");
 }
 
 // Feeds the backup chooser the round whose outcomes `msg` reports: hits and tokens by how each

@@ -39,6 +39,7 @@
 #include "channel.h"
 #include "engine_config.h"
 #include "fan_out_planner.h"
+#include "forward_batch_builder.h"
 #include "logits_ops.h"
 #include "messages.h"
 #include "model_runner.h"
@@ -80,7 +81,7 @@ struct Decoding {
 };
 
 // Adds decoding d's forward rows for step t to req; the last one asks for logits row out_row.
-using StepRows = std::function<void(Decoding& d, int32_t t, int32_t out_row, ForwardRequest* req)>;
+using StepRows = std::function<void(Decoding& d, int32_t t, int32_t out_row, ForwardBatchBuilder* req)>;
 
 class DraftWorker {
  public:

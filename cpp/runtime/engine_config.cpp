@@ -114,7 +114,6 @@ void check_fan_out_list(const ssdcore::EngineConfig& c) {
 
 const char* to_string(Mode m) { return kModeNames[static_cast<int>(m)]; }
 const char* to_string(FanOutMode m) { return kFanOutModeNames[static_cast<int>(m)]; }
-const char* to_string(Backup b) { return kBackupNames[static_cast<int>(b)]; }
 
 Mode parse_mode(const std::string& s) { return static_cast<Mode>(parse_or_throw(kModeNames, s, "mode")); }
 FanOutMode parse_fan_out_mode(const std::string& s) {
@@ -127,6 +126,11 @@ Backup parse_backup(const std::string& s) {
 }  // namespace ssd
 
 namespace ssdcore {
+
+const char* to_string(Backup b) noexcept {
+  const int i = static_cast<int>(b);
+  return i >= 0 && i < kNumBackups ? ssd::kBackupNames[i] : "?";
+}
 
 void EngineConfig::validate() const {
   using namespace ssd;

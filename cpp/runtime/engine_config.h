@@ -2,7 +2,8 @@
 //
 // Concept: the struct itself is the public ssdcore::EngineConfig (ssdcore/config.h: fields, limits,
 // the field list); this header names it ssd::EngineConfig and parses its string enumerations
-// ("ssd", "uniform", ...) into enum classes (Mode, FanOutMode, Backup) with parse_*() / to_string().
+// ("ssd", "uniform", ...) into enum classes (Mode, FanOutMode, and the public Backup of
+// ssdcore/stats.h) with parse_*() / to_string().
 // engine_config.cpp implements its validate() and to_string().
 //
 // Invariants: validate() checks everything once (the engine calls it at construction) and throws
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "ssdcore/config.h"
+#include "ssdcore/stats.h"
 
 namespace ssd {
 
@@ -25,13 +27,14 @@ namespace ssd {
 enum class Mode { kSsd, kSd, kAr };
 // How the fan-out budget F is spread over the K+1 outcome positions (SSD_SPEC section 3).
 enum class FanOutMode { kUniform, kList, kGeometric };
-// What makes a speculation on a cache miss (SSD_SPEC section 6).
-enum class Backup { kAuto, kJit, kNgram, kNone };
+// What makes a speculation on a cache miss (SSD_SPEC section 6): the public enumeration.
+using ssdcore::Backup;
+using ssdcore::kNumBackups;
+using ssdcore::to_string;  // of Backup (and the other public enumerations)
 
 // Canonical names ("ssd", "sd", "ar"; "uniform", "list", "geometric"; "auto", "jit", "ngram", "none").
 const char* to_string(Mode m);
 const char* to_string(FanOutMode m);
-const char* to_string(Backup b);
 // Parse a canonical name (exact, lower case). Throws std::invalid_argument listing the allowed names,
 // e.g. `unknown mode "x": allowed "ssd", "sd", "ar"`.
 Mode parse_mode(const std::string& s);

@@ -1,5 +1,5 @@
 // public_engine.cpp: ssdcore::Engine (include/ssdcore/engine.h), the pimpl facade over ssd::Engine,
-// and detail::EngineBuilder (public_api.h), which builds it over the runtime's own runners.
+// and detail::EngineBuilder (public_api.h), which builds it with a pinned router.
 //
 // Routing: the runtime publishes the events of every request on one channel that only one thread may
 // poll at a time. A router thread (pump) polls it and files each event, under `m_`, into the
@@ -29,13 +29,9 @@ namespace ssdcore {
 
 class Engine::Impl {
  public:
-  // Over an application's runners (adapted to the runtime's interface).
-  Impl(const EngineConfig& config, ModelRunner* target, ModelRunner* draft, std::vector<int32_t> eos);
-  // Over the runtime's own runners; the router thread runs on `router_cores` (empty: anywhere).
-  Impl(const EngineConfig& config, ssd::ModelRunner* target, ssd::ModelRunner* draft, std::vector<int32_t> eos,
-       std::vector<int> router_cores) {
-    start(config, target, draft, std::move(eos), std::move(router_cores));
-  }
+  // The router thread runs on `router_cores` (empty: anywhere).
+  Impl(const EngineConfig& config, ModelRunner* target, ModelRunner* draft, std::vector<int32_t> eos,
+       std::vector<int> router_cores);
   ~Impl() { close(); }
 
   RequestId submit(std::vector<int32_t> prompt, const SamplingParams& params, Delivery delivery);
@@ -65,14 +61,11 @@ class Engine::Impl {
     Result result;
   };
 
-  void start(const EngineConfig& config, ssd::ModelRunner* target, ssd::ModelRunner* draft,
-             std::vector<int32_t> eos, std::vector<int> router_cores);
   void pump();
   void route(ssd::OutputEvent& ev);        // under m_
   void fail_unfinished(const std::string& error);  // under m_
   Request& find(RequestId id, const char* caller);  // under m_; throws when unknown
 
-  std::unique_ptr<detail::RunnerAdapter> target_adapter_, draft_adapter_;
   std::mutex m_;
   std::condition_variable cv_;
   std::unordered_map<RequestId, Request> requests_;
@@ -83,19 +76,9 @@ class Engine::Impl {
   std::mutex close_mutex_;
 };
 
-static ModelRunner* require_runner(ModelRunner* r) {
-  if (r == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
-  return r;
-}
-
-Engine::Impl::Impl(const EngineConfig& config, ModelRunner* target, ModelRunner* draft, std::vector<int32_t> eos)
-    : target_adapter_(std::make_unique<detail::RunnerAdapter>(require_runner(target), "target")) {
-  if (draft != nullptr) draft_adapter_ = std::make_unique<detail::RunnerAdapter>(draft, "draft");
-  start(config, target_adapter_.get(), draft_adapter_.get(), std::move(eos), {});
-}
-
-void Engine::Impl::start(const EngineConfig& config, ssd::ModelRunner* target, ssd::ModelRunner* draft,
-                         std::vector<int32_t> eos, std::vector<int> router_cores) {
+Engine::Impl::Impl(const EngineConfig& config, ModelRunner* target, ModelRunner* draft, std::vector<int32_t> eos,
+                   std::vector<int> router_cores) {
+  if (target == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
   engine_ = std::make_unique<ssd::Engine>(config, target, draft, std::move(eos));
   config_ = config;
   vocab_ = target->vocab_size();
@@ -304,7 +287,7 @@ void Engine::Impl::close() {
 
 Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
                std::vector<int32_t> eos_ids)
-    : impl_(std::make_unique<Impl>(config, target, draft, std::move(eos_ids))) {}
+    : impl_(std::make_unique<Impl>(config, target, draft, std::move(eos_ids), std::vector<int>{})) {}
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
@@ -329,8 +312,8 @@ const EngineConfig& Engine::config() const { return impl_->config_; }
 int64_t Engine::vocab_size() const { return impl_->vocab_; }
 void Engine::close() { impl_->close(); }
 
-std::unique_ptr<Engine> detail::EngineBuilder::make(const EngineConfig& config, ssd::ModelRunner* target,
-                                                    ssd::ModelRunner* draft, std::vector<int32_t> eos_ids,
+std::unique_ptr<Engine> detail::EngineBuilder::make(const EngineConfig& config, ModelRunner* target,
+                                                    ModelRunner* draft, std::vector<int32_t> eos_ids,
                                                     std::vector<int> router_cores) {
   auto impl = std::make_unique<Engine::Impl>(config, target, draft, std::move(eos_ids), std::move(router_cores));
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));

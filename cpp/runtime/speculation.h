@@ -24,28 +24,14 @@
 #include <vector>
 
 #include "model_runner.h"
+#include "ssdcore/stats.h"
 
 namespace ssd {
 
-enum class SpecSource : std::uint8_t {
-  kCacheHit,  // pre-speculated by the draft during the previous verification (SSD hit)
-  kJit,       // backup: the draft drafted it just in time after a miss
-  kNgram,     // backup: prompt/context n-gram lookup (one-hot)
-  kNone,      // backup: nothing speculated (0 tokens; the round yields 1 token)
-  kSdDraft,   // plain SD: the draft drafted it synchronously
-};
-inline constexpr int kNumSpecSources = 5;
-
-inline const char* to_string(SpecSource s) {
-  switch (s) {
-    case SpecSource::kCacheHit: return "cache_hit";
-    case SpecSource::kJit: return "jit";
-    case SpecSource::kNgram: return "ngram";
-    case SpecSource::kNone: return "none";
-    case SpecSource::kSdDraft: return "sd_draft";
-  }
-  return "?";
-}
+// How a speculation was made: the public enumeration (ssdcore/stats.h).
+using ssdcore::SpecSource;
+using ssdcore::kNumSpecSources;
+using ssdcore::to_string;
 
 struct Speculation {
   std::vector<std::int32_t> tokens;         // proposed tokens s1..sn, n = 0..K

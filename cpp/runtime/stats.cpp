@@ -54,17 +54,6 @@ void fill_derived(StatsSnapshot& s) {
 
 }  // namespace
 
-const char* to_string(Phase p) {
-  switch (p) {
-    case Phase::kTargetVerify: return "target_verify";
-    case Phase::kDraftGlue: return "draft_glue";
-    case Phase::kDraftTree: return "draft_tree";
-    case Phase::kDraftJit: return "draft_jit";
-    case Phase::kWaitForDraft: return "wait_for_draft";
-    case Phase::kDraftPrespeculate: return "draft_prespeculate";
-  }
-  return "?";
-}
 
 Stats::Stats(int K) : K_(K) {
   if (K < 0) throw std::invalid_argument("Stats: K = " + std::to_string(K) + " is invalid: allowed >= 0");
@@ -163,3 +152,19 @@ void Stats::reset() {
 }
 
 }  // namespace ssd
+
+namespace ssdcore {
+
+const char* to_string(Phase p) noexcept {
+  switch (p) {
+    case Phase::kTargetVerify: return "target_verify";
+    case Phase::kDraftGlue: return "draft_glue";
+    case Phase::kDraftTree: return "draft_tree";
+    case Phase::kDraftJit: return "draft_jit";
+    case Phase::kWaitForDraft: return "wait_for_draft";
+    case Phase::kDraftPrespeculate: return "draft_prespeculate";
+  }
+  return "?";
+}
+
+}  // namespace ssdcore

@@ -32,18 +32,11 @@
 
 namespace ssd {
 
-// Timed phases of a round.
-enum class Phase : int {
-  kTargetVerify,  // target forward + acceptance for one round
-  kDraftGlue,     // draft glue forward over [r, s1..sK]
-  kDraftTree,     // draft fork + tree decode + cache populate
-  kDraftJit,      // draft just-in-time backup drafting (on the critical path)
-  kWaitForDraft,  // target idle, waiting for the draft's speculations
-  kDraftPrespeculate,  // wall time of a whole pre-speculation (glue + fork + tree; contains
-                       // kDraftGlue and kDraftTree); draft_busy_ns = this + kDraftJit
-};
-inline constexpr int kNumPhases = 6;
-const char* to_string(Phase p);
+// Timed phases of a round: the public enumeration (ssdcore/stats.h). kDraftPrespeculate is the wall
+// time of a whole pre-speculation (contains kDraftGlue and kDraftTree); draft_busy_ns = it + kDraftJit.
+using ssdcore::Phase;
+using ssdcore::kNumPhases;
+using ssdcore::to_string;
 
 // Monotonic clock in nanoseconds (steady_clock), for timers and overlap computations.
 inline std::int64_t now_ns() {

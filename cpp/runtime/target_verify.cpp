@@ -67,7 +67,7 @@ void point_at_rows(const Logits& target, const Speculation& spec, size_t b, Veri
 
 // Prefills every new request in one forward and samples its first token from the last row.
 void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
-  ForwardRequest req;
+  ForwardBatchBuilder req;
   VerifyInputs in;
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& r = requests[i];
@@ -90,7 +90,7 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
   warm_draft(requests);
   Logits logits;
   try {
-    logits = runner_->forward(req);
+    logits = req.run(*runner_, "target");
   } catch (...) {
     for (const Request& r : requests) pending_.leaves.push_back(r.id);  // not yet told to the draft
     throw;
@@ -135,7 +135,7 @@ void TargetWorker::warm_draft(const std::vector<Request>& requests) {
 }
 
 Logits TargetWorker::verify_forward(const ToTarget& specs) {
-  ForwardRequest req;
+  ForwardBatchBuilder req;
   const int32_t rows = config_.K + 1;
   for (size_t b = 0; b < specs.specs.size(); ++b) {
     const Sequence& s = active_.at(specs.specs[b].first).seq;
@@ -150,7 +150,7 @@ Logits TargetWorker::verify_forward(const ToTarget& specs) {
   }
   req.out_rows = static_cast<int32_t>(specs.specs.size()) * rows;
   last_verify_[0] = now_ns();
-  return runner_->forward(req);
+  return req.run(*runner_, "target");
 }
 
 void TargetWorker::decide(const Logits& logits, const ToTarget& specs, ToDraft* next_msg) {

@@ -29,6 +29,7 @@
 #include "engine_config.h"
 #include "logits_ops.h"
 #include "messages.h"
+#include "forward_batch_builder.h"
 #include "model_runner.h"
 #include "scheduler.h"
 #include "stats.h"

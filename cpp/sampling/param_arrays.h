@@ -4,7 +4,7 @@
 // The Python layer validates values and ships one contiguous CPU array per field (ssdcore/ops/__init__.py names
 // them: draft_len, onehot, temperature, top_k, top_p, draft_temperature, draft_top_k, draft_top_p,
 // saguaro_c, saguaro_fanout, seed, position). These readers check each array's dtype and length and
-// throw std::invalid_argument naming the field otherwise. The lookup is the caller's (bindings.cpp
+// throw std::invalid_argument naming the field otherwise. The lookup is the caller's (cpp/bindings/
 // reads a Python dict); the arrays must stay alive while the readers run. Pure functions; any thread
 // that may call the lookup.
 #pragma once

@@ -19,8 +19,12 @@
 // In both cases the attended slots, in the order given, are the row's context in position order:
 // their count is positions[r] + 1 and the last one is the row's own slot.
 // Output: out_index[r] >= 0 asks for row r's logits in row out_index[r] of the result; -1 asks for
-// none. The result is float32 [rows >= out_rows, vocab_size()] row-major in host memory; result rows
-// that no row asked for are never read.
+// none. The result is float32 [rows >= out_rows, vocab_size()] row-major, in host memory by default
+// or on a CUDA device (see Logits); result rows that no row asked for are never read. The engine
+// checks the shape and fails the round's sequences when it does not cover the batch.
+//
+// These are the engine's own types: every runner (an application's, the Python binding's, the
+// native CPU model's) receives the same ForwardBatch and returns the same Logits.
 //
 // Threads: each runner is driven by exactly one engine worker thread (the target worker or the
 // draft worker; one runner object per worker, never share one between the two or between engines).
@@ -35,6 +39,8 @@
 #include <cstdint>
 #include <memory>
 #include <vector>
+
+#include "ssdcore/device.h"
 
 namespace ssdcore {
 
@@ -67,17 +73,25 @@ struct ForwardBatch {
   }
 };
 
-// Float32 logits [rows, vocab], row-major and contiguous, in host memory. The engine reads them
-// after forward() returns, possibly on another engine thread, and releases `owner` when done: make
-// `owner` keep `data` alive (e.g. a std::shared_ptr<std::vector<float>>, or a handle that returns a
-// pinned buffer to a pool). The runner must not write to the storage until `owner` is released.
+// Float32 logits [rows, vocab], row-major and contiguous. By default in host memory (device kCPU);
+// a runner on a GPU may return memory of CUDA device `device_index` instead, written by work queued on
+// `stream` (a cudaStream_t as an integer, 0 = the legacy default stream): the engine then verifies and
+// samples there, ordered after that stream (a build without CUDA kernels fails such a round). The
+// engine reads the logits after forward() returns, possibly on another engine thread, and releases
+// `owner` when done: make `owner` keep `data` alive (e.g. a std::shared_ptr<std::vector<float>>, or a
+// handle that returns a pinned buffer to a pool). The runner must not write to the storage until
+// `owner` is released; copies share it.
 struct Logits {
   const float* data = nullptr;
   std::int64_t rows = 0;
   std::int64_t vocab = 0;
   std::shared_ptr<const void> owner;
+  DeviceType device = DeviceType::kCPU;
+  int device_index = 0;
+  std::uintptr_t stream = 0;
 
   const float* row(std::int64_t r) const { return data + r * vocab; }
+  bool same_device(const Logits& o) const { return device == o.device && device_index == o.device_index; }
 
   // Convenience: a zero-filled buffer of rows x vocab floats owned by the result; write it through
   // mutable_data() before returning it from forward().

@@ -3,6 +3,7 @@
 //   ssdcore/version.h       SSDCORE_VERSION_*, ssdcore::version()
 //   ssdcore/config.h        ssdcore::EngineConfig
 //   ssdcore/sampling.h      ssdcore::SamplingParams
+//   ssdcore/device.h        ssdcore::DeviceType
 //   ssdcore/model_runner.h  ssdcore::ModelRunner (you implement it), ForwardBatch, Logits
 //   ssdcore/stats.h         ssdcore::StatsSnapshot
 //   ssdcore/request.h       ssdcore::FinishReason, ErrorKind, RequestMetrics
@@ -15,6 +16,7 @@
 #include "ssdcore/version.h"
 #include "ssdcore/config.h"
 #include "ssdcore/sampling.h"
+#include "ssdcore/device.h"
 #include "ssdcore/model_runner.h"
 #include "ssdcore/stats.h"
 #include "ssdcore/request.h"

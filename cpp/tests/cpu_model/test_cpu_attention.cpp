@@ -12,13 +12,13 @@
 using namespace ssd;
 
 SSD_TEST(visible_keys_follow_the_row_contract) {
-  const int64_t slots[] = {4, 40, 41}, attend[] = {0, 10, 10}, extra[] = {-1, -1, 40, -1, 40, 3};
-  CpuRows causal;
-  causal.n = 3, causal.slots = slots;
+  const int32_t slots[] = {4, 40, 41}, attend[] = {0, 10, 10}, extra[] = {-1, -1, 40, -1, 40, 3};
+  ForwardBatch causal;
+  causal.rows = 3, causal.slots = slots;
   SSD_CHECK_EQ(visible_keys(causal, 0).prefix, 5);
   SSD_CHECK(visible_keys(causal, 0).more.empty());
-  CpuRows tree = causal;
-  tree.attend_len = attend, tree.extra = extra, tree.extra_width = 2;
+  ForwardBatch tree = causal;
+  tree.attend_len = attend, tree.extra_slots = extra, tree.extra_width = 2;
   RowKeys r0 = visible_keys(tree, 0);  // attend_len 0: just its own slot
   SSD_CHECK_EQ(r0.prefix, 0);
   SSD_CHECK(r0.more == std::vector<int64_t>{4});
@@ -40,9 +40,11 @@ SSD_TEST(attention_matches_direct_softmax) {
     for (int64_t s = 0; s < slots; ++s) slot_pos[l * slots + s] = s < 32 ? s : 20 + (s - 32);  // scratch
   CpuKvCache kv{cache.data(), layers, lanes, kvh, slots, dim, slot_pos.data()};
   // rows: a causal-by-slot verification row in lane 0, and tree rows in lane 1 at scratch slots
-  const int64_t tok[] = {0, 0, 0}, pos[] = {12, 21, 22}, lane[] = {0, 1, 1}, slot[] = {12, 33, 34};
-  const int64_t attend[] = {13, 20, 20}, extra[] = {-1, -1, 32, -1, 32, 33};
-  CpuRows rows{3, tok, pos, lane, slot, attend, extra, 2};
+  const int32_t tok[] = {0, 0, 0}, pos[] = {12, 21, 22}, lane[] = {0, 1, 1}, slot[] = {12, 33, 34};
+  const int32_t attend[] = {13, 20, 20}, extra[] = {-1, -1, 32, -1, 32, 33};
+  ForwardBatch rows;
+  rows.rows = 3, rows.tokens = tok, rows.positions = pos, rows.lanes = lane, rows.slots = slot;
+  rows.attend_len = attend, rows.extra_slots = extra, rows.extra_width = 2;
   std::vector<float> q(3 * heads * dim);
   for (float& v : q) v = normal(gen);
   for (int64_t window : {0, 6}) {

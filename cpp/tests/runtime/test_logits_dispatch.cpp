@@ -27,9 +27,9 @@ class FakeRunner final : public ModelRunner {
  public:
   FakeRunner(int64_t vocab, bool keep) : vocab_(vocab), keep_(keep) {}
   int64_t vocab_size() const override { return vocab_; }
-  Logits forward(const ForwardRequest& r) override {
+  Logits forward(const ForwardBatch& r) override {
     auto out = std::make_shared<std::vector<float>>(static_cast<size_t>(r.out_rows * vocab_), 0.0f);
-    for (size_t i = 0; i < r.rows(); ++i) {
+    for (size_t i = 0; i < r.rows; ++i) {
       if (r.out_index[i] < 0) continue;
       float* row = out->data() + r.out_index[i] * vocab_;
       uint64_t x = static_cast<uint64_t>(r.tokens[i]) * 1000003u + static_cast<uint64_t>(r.positions[i]) * 7919u;

@@ -54,9 +54,14 @@ class Engine:
         # the event router shares the draft's cores when the caller pinned the models, so that waking
         # it never preempts the target worker (the draft has slack while the target verifies)
         router_cores = list(draft_cores or ()) if target_cores else []
-        try:
-            self._core = _core.Engine(self.config.to_core(), setup.target_runner, setup.draft_runner,
-                                      list(self.eos_token_ids), router_cores)
+        t_runner, d_runner = setup.target_runner, setup.draft_runner
+        self._forward = {"target": t_runner.forward_kind}
+        if d_runner is not None:
+            self._forward["draft"] = d_runner.forward_kind
+        try:  # each runner's native forward, when it has one, runs in place of its Python forward
+            self._core = _core.Engine(self.config.to_core(), t_runner, d_runner, list(self.eos_token_ids),
+                                      router_cores, target_native=t_runner.native_runner(),
+                                      draft_native=None if d_runner is None else d_runner.native_runner())
         except RuntimeError as e:  # a worker could not start: name the settings it was started with
             side = "draft" if "draft worker" in str(e) else "target"
             cores, threads = (draft_cores, draft_threads) if side == "draft" else (target_cores, target_threads)
@@ -106,10 +111,13 @@ class Engine:
 
     def stats(self) -> dict:
         """Per-position acceptance and hit histograms, backup use, phase times, draft-hidden fraction,
-        requests finished by reason (every field of the C++ ``StatsSnapshot``, by name), and
+        requests finished by reason (every field of the C++ ``StatsSnapshot``, by name),
         ``worker_bytes`` / ``worker_bytes_per_round``: what the target and draft workers passed each
-        other (token ids, accept lengths, row handles; never logits rows, so it does not grow with V)."""
+        other (token ids, accept lengths, row handles; never logits rows, so it does not grow with V),
+        and ``forward``: which forward each model runs, by side (``{"target": "native", "draft":
+        "native"}``; no "draft" in ``ar`` mode without a draft), from each runner's ``forward_kind``."""
         s = self._core.stats()
+        s["forward"] = dict(self._forward)
         s["backup_use"] = dict(zip(_core_names("BACKUPS"), s.pop("backup_counts")))
         s["requests_finished"] = {reason: n for reason, n in zip(_core_names("FINISH_REASONS"),
                                                                   s["requests_finished"]) if n}

@@ -1,12 +1,15 @@
-"""ModelRunner: the Python side of the runtime's ``ModelRunner`` interface (cpp/model_runner.h).
+"""ModelRunner: the Python side of the engine's one ``ssdcore::ModelRunner`` interface
+(cpp/include/ssdcore/model_runner.h; the binding's PyModelRunner calls it).
 
 A :class:`ModelRunner` owns one :class:`~ssdcore.models.CausalLM` with its preallocated KV cache and
-answers the runtime's ``forward`` calls: N flattened rows (token, logical position, KV lane, slot,
-optional tree attention) in, float32 logits ``[out_rows, V]`` out.
+answers the runtime's ``forward`` calls: the arrays of one ``ForwardBatch`` as int32 numpy arrays (N
+flattened rows: token, logical position, KV lane, slot, optional tree attention, out_index) in,
+float32 logits ``[out_rows, V]`` out.
 
 Which forward runs is chosen once, at construction, and logged; ``forward_kind`` and ``repr`` name it:
-  "native"       CPU float32 or bfloat16 model: the C++ forward (models/cpu_model.py). The engine takes
-                 :meth:`native_runner` and calls it with no Python at all, split over ``threads``.
+  "native"       CPU float32 or bfloat16 model: the C++ forward (models/cpu_model.py). The Python
+                 Engine passes :meth:`native_runner` to the C++ engine, which calls it with no Python
+                 at all, split over ``threads``.
                  A bfloat16 model runs as a float32 copy of its weights (exact; the packed matrices
                  stay bfloat16): float32 activations and KV cache, so its logits are those of that
                  copy, not of the bfloat16 torch path.
@@ -118,8 +121,9 @@ class ModelRunner:
 
     def native_runner(self):
         """The C++ runner (``_core.CpuModelRunner``) built at construction when ``forward_kind`` is
-        "native", else None. The engine then calls it instead of :meth:`forward`: its forwards never
-        enter Python, and with ``threads`` > 1 each is split over that many threads (the bits of one)."""
+        "native", else None. The Python Engine passes it to the C++ engine, which then calls it instead
+        of :meth:`forward`: its forwards never enter Python, and with ``threads`` > 1 each is split over
+        that many threads (the bits of one)."""
         return self._native
 
     def on_worker_start(self) -> None:

@@ -87,13 +87,20 @@ class CpuModel:
         ``team`` (a ``_core.ThreadTeam``) splits the work over its threads, with the same bits."""
         n_out = rows.tokens.numel() if rows.logits_rows is None else rows.logits_rows.numel()
         logits = torch.empty(n_out, out_cols, dtype=torch.float32)
-        arrays = dict(tokens=rows.tokens, positions=rows.positions, lanes=rows.lanes, slots=rows.slots,
-                      attend_len=rows.attend_len, extra_slots=rows.extra, logits_rows=rows.logits_rows,
-                      logits=logits, **_cache_arrays(cache, model.rope))
+        batch = {k: _int32(v) for k, v in dict(tokens=rows.tokens, positions=rows.positions, lanes=rows.lanes,
+                                                slots=rows.slots, attend_len=rows.attend_len,
+                                                extra_slots=rows.extra).items()}
+        arrays = dict(batch, logits_rows=rows.logits_rows, logits=logits, **_cache_arrays(cache, model.rope))
         self._native.forward(_capsules(arrays), lm_rows, team)
         if lm_rows < out_cols:
             logits[:, lm_rows:] = float("-inf")
         return logits
+
+
+def _int32(index):
+    """A Rows index tensor (validated, so in int32 range) as the int32 array of the engine's
+    ForwardBatch, which the native forward reads (None stays None)."""
+    return None if index is None else index.to(torch.int32)
 
 
 def _cache_arrays(cache, rope) -> dict:

@@ -1,5 +1,11 @@
 """Input parsing and validation for CausalLM's row-based forward.
 
+:class:`Rows` is the Python-side mirror of the engine's one batch type, ``ssdcore::ForwardBatch``
+(cpp/include/ssdcore/model_runner.h): the same per-row arrays (tokens, positions, lanes, slots,
+attend_len, extra_slots) that the runner receives as int32 numpy views, validated once and widened to
+int64 for torch indexing, with ``logits_rows`` (the rows that get logits, in output order) in place of
+``out_index``. The native forward (models/cpu_model.py) hands them back as int32.
+
 ``parse_rows`` turns whatever the caller passed (tensors on any device, lists)
 into CPU int64 tensors, checks shapes and ranges once per call and raises
 ``ValueError`` naming the argument, the offending value and the allowed range
