@@ -29,8 +29,8 @@ Logits protocol (what a binding reads from :meth:`forward`'s result):
     makes that stream current on the worker thread (:meth:`on_worker_start`), so
     ``tensor.__dlpack__(stream=consumer_stream)`` orders the consumer stream after it too;
   * each call returns a fresh tensor: the next forward never overwrites logits still held;
-  * ``device_logits=False`` (the default while the bindings do not set ``_core.accepts_device_logits``)
-    copies CUDA logits to the host before returning, the older host-only contract.
+  * ``device_logits=False`` (the default when ``_core.accepts_device_logits`` is False, i.e. a build
+    without the CUDA kernels) copies CUDA logits to the host before returning, the host-only contract.
 
 Threads: the C++ worker thread that owns the runner calls :meth:`on_worker_start` once (thread count,
 core pinning, current CUDA stream) and then :meth:`forward`, with the GIL taken by the binding;
