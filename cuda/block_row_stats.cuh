@@ -43,17 +43,13 @@ struct BlockShared {
   int seq_mode, seq_accept, seq_token;  // verify_seq_block's decision, broadcast from thread 0
 };
 
-__device__ inline unsigned long long block_max_key(const float* row, int vocab, BlockShared& sh) {
-  unsigned long long best = 0;
-  for (int t = threadIdx.x; t < vocab; t += kThreads) {
-    const unsigned long long k = token_key(row[t], t);
-    best = k > best ? k : best;
-  }
+// Max of v over the block, returned to every thread.
+__device__ inline unsigned long long block_max_u64(unsigned long long v, BlockShared& sh) {
   for (int off = 16; off > 0; off >>= 1) {
-    const unsigned long long o = __shfl_down_sync(0xFFFFFFFFu, best, off);
-    best = o > best ? o : best;
+    const unsigned long long o = __shfl_down_sync(0xFFFFFFFFu, v, off);
+    v = o > v ? o : v;
   }
-  if ((threadIdx.x & 31) == 0) sh.u.keys[threadIdx.x >> 5] = best;
+  if ((threadIdx.x & 31) == 0) sh.u.keys[threadIdx.x >> 5] = v;
   __syncthreads();
   if (threadIdx.x == 0) {
     unsigned long long m = sh.u.keys[0];
@@ -64,6 +60,15 @@ __device__ inline unsigned long long block_max_key(const float* row, int vocab, 
   const unsigned long long result = sh.sel_key;
   __syncthreads();
   return result;
+}
+
+__device__ inline unsigned long long block_max_key(const float* row, int vocab, BlockShared& sh) {
+  unsigned long long best = 0;
+  for (int t = threadIdx.x; t < vocab; t += kThreads) {
+    const unsigned long long k = token_key(row[t], t);
+    best = k > best ? k : best;
+  }
+  return block_max_u64(best, sh);
 }
 
 // Canonical sum of weight(t); leaves the per-lane sums (before the tree) in lanes_out when non-null.

@@ -13,25 +13,6 @@
 namespace ssd {
 namespace cuda_detail {
 
-// Max of v over the block, returned to every thread.
-__device__ inline unsigned long long block_max_u64(unsigned long long v, BlockShared& sh) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const unsigned long long o = __shfl_down_sync(0xFFFFFFFFu, v, off);
-    v = o > v ? o : v;
-  }
-  if ((threadIdx.x & 31) == 0) sh.u.keys[threadIdx.x >> 5] = v;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned long long m = sh.u.keys[0];
-    for (int w = 1; w < kWarps; ++w) m = sh.u.keys[w] > m ? sh.u.keys[w] : m;
-    sh.sel_key = m;
-  }
-  __syncthreads();
-  const unsigned long long result = sh.sel_key;
-  __syncthreads();
-  return result;
-}
-
 // The `count` first tokens of row in the token order (logit desc, id asc), skipping `exclude` (-1:
 // none), written to out[0..n); returns n (fewer than count only when the row has too few tokens).
 __device__ inline int top_tokens_block(const float* row, int32_t vocab, int32_t count, int32_t exclude, int32_t* out,
