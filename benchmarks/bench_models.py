@@ -13,8 +13,8 @@ runs with its default (sdpa) attention and a DynamicCache, under inference_mode;
 cache is cropped back after each verification (crop time excluded). Our model and
 transformers are timed alternately so background load affects both alike.
 
-ssdcore runs what the engine runs: the installed package's native forward for float32 CPU
-models, split over a ThreadTeam of ``threads`` threads (cpp/cpu_model/thread_team.h), else the torch
+ssdcore runs what the engine runs: the installed package's native forward for float32 and
+bfloat16 CPU models, split over a ThreadTeam of ``threads`` threads (cpp/cpu_model/thread_team.h), else the torch
 path with ``threads`` torch threads; the ``path`` column says which. Run it against the
 installed package (not a source tree without the built extension).
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from ssdcore.models import cpu_model, load_model  # noqa: E402
+from ssdcore.models import load_model  # noqa: E402
 
 TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"  # the random-checkpoint maker lives there
 
@@ -51,8 +51,14 @@ class Ours:
     def __init__(self, path, dtype, prompt, max_k, threads):
         from ssdcore import _core
 
+        from ssdcore.engine.model_runner import _float32_twin, choose_forward
+
         self.model = load_model(path, dtype=dtype, with_tokenizer=False).model
-        self.native = cpu_model.supports(self.model)
+        # the engine's choice (engine/model_runner.py): a bfloat16 CPU model runs natively too, as
+        # the float32 twin of its weights
+        self.native = choose_forward(self.model) == "native"
+        if self.native:
+            self.model = _float32_twin(self.model)
         self.threads = 1 if self.native else threads  # torch threads while it runs
         if self.native and threads > 1:
             self.model.native_team = _core.ThreadTeam(threads)
