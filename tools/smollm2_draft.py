@@ -13,8 +13,10 @@ The draft is the target cut down: the target's embedding (frozen, shared: not sh
 BPE ids are ordered by merge rank, so the first 8192 ids are the frequent ones; the draft's logits for
 ids >= head are -inf (q = 0), which ssdcore's vocabulary policy does without computing those rows
 (the draft folder's tokenizer is the target's cut to its first ``head`` ids; the loader that
-assembles that folder from the exported asset, ``ssdcore.models.smollm2_pair()``, and its tests are
-on the branch ``smollm2-draft-loading``, waiting for a draft good enough to ship). Verification stays exact: the target checks every token.
+assembles that folder from the exported asset is ``ssdcore.models.smollm2_pair()``, tested by
+tests/test_smollm2_pair.py). Verification stays exact: the target checks every token. ``--frozen N``
+puts the target's first N layers, frozen, under the trainable ones; they are not exported (the
+asset's config says ``ssdcore_target_layers``) and the loader copies them from the target.
 
 Loss, on every answer position of every training record: soft cross-entropy against the teacher's
 top-16 distribution renormalised over the ids the head covers, plus the hard cross-entropy of the
