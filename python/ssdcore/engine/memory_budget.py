@@ -14,15 +14,16 @@ from typing import Dict, Optional
 
 import torch
 
+from .model_runner import choose_forward
+
 BUDGET_FRACTION = 0.9  # of the memory available when the engine is built
 
 
 def kv_cache_bytes(model, lanes: int, slots: int) -> int:
     """Bytes of the KV cache (models/kv_cache.py) for ``lanes`` x ``slots`` on ``model``."""
     cfg = model.config
-    dtype = model.dtype
-    if model.device.type == "cpu" and dtype == torch.bfloat16:
-        dtype = torch.float32  # the native CPU forward runs a bf16 model with a float32 KV cache
+    # the runner's own choice: the native CPU forward keeps a float32 KV cache whatever the model's dtype
+    dtype = torch.float32 if choose_forward(model) == "native" else model.dtype
     elem = torch.empty((), dtype=dtype).element_size()
     total = cfg.num_layers * 2 * lanes * cfg.num_kv_heads * slots * cfg.head_dim * elem
     if getattr(model, "windows", None):
