@@ -14,6 +14,11 @@ Lifecycle: ``close()`` fails every pending request, running or still queued, wit
 GIL after its last forward). An engine nobody closed is closed the same way at interpreter exit (a
 ``weakref.finalize`` hook), before the interpreter finalizes. A failed request raises the class its
 error kind names (``errors.request_error``).
+
+Structured output: a request whose SamplingParams has a ``response_format`` is registered with the
+engine's :class:`~ssdcore.engine.token_masker.TokenMasker` (one per engine, given to the runtime, which
+asks it for token masks from both workers); its key travels as the C++ ``SamplingParams.constraint``
+and is released when the request ends (finished, failed, cancelled or discarded).
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from .engine_setup import build_runners, default_spin_wait_us, resolve_config
 from .errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError, request_error
 from .request_output import RequestOutput, RequestTracker
 from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
+from .token_masker import masker_for
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,8 @@ class Engine:
         self.config, self.tokenizer, self.eos_token_ids = setup.config, setup.tokenizer, setup.eos_ids
         self.target, self.draft = setup.target, setup.draft
         self._vocab = int(setup.target_runner.vocab_size())
+        self._masker = masker_for(self.tokenizer, self._vocab, self.eos_token_ids)
+        self._constraints = {}  # request id -> its TokenMasker key, until the request ends
         # the event router shares the draft's cores when the caller pinned the models, so that waking
         # it never preempts the target worker (the draft has slack while the target verifies)
         router_cores = list(draft_cores or ()) if target_cores else []
@@ -61,7 +69,8 @@ class Engine:
         try:  # each runner's native forward, when it has one, runs in place of its Python forward
             self._core = _core.Engine(self.config.to_core(), t_runner, d_runner, list(self.eos_token_ids),
                                       router_cores, target_native=t_runner.native_runner(),
-                                      draft_native=None if d_runner is None else d_runner.native_runner())
+                                      draft_native=None if d_runner is None else d_runner.native_runner(),
+                                      token_masker=self._masker)
         except RuntimeError as e:  # a worker could not start: name the settings it was started with
             side = "draft" if "draft worker" in str(e) else "target"
             cores, threads = (draft_cores, draft_threads) if side == "draft" else (target_cores, target_threads)
@@ -89,6 +98,7 @@ class Engine:
         except BaseException:
             for tracker, _ in trackers:
                 self._core.discard(tracker.out.request_id)
+                self._release(tracker.out.request_id)
             raise
         return [t.out for t, _ in trackers]
 
@@ -107,6 +117,7 @@ class Engine:
         finally:
             if tracker.out.finish_reason is None:
                 self._core.discard(tracker.out.request_id)
+                self._release(tracker.out.request_id)
             self.last_output = tracker.out
 
     def stats(self) -> dict:
@@ -153,10 +164,17 @@ class Engine:
         text, ids = self._encode(prompt)
         index = next(self._request_index)
         seed = sp.seed if sp.seed is not None else _derive_seed(self.config.seed, index)
+        key = self._register(sp)
         try:
-            rid = self._core.submit(ids, sp.to_core(seed), every_round=not lazy or bool(sp.stop))
+            rid = self._core.submit(ids, sp.to_core(seed, key), every_round=not lazy or bool(sp.stop))
         except RuntimeError:  # the engine's only RuntimeError on submit: close() raced it
+            self._masker_release(key)
             raise EngineClosedError("the engine is closed; create a new Engine") from None
+        except BaseException:
+            self._masker_release(key)
+            raise
+        if key:
+            self._constraints[rid] = key
         out = RequestOutput(request_id=rid, prompt=text, prompt_token_ids=list(ids))
         return RequestTracker(out, self.tokenizer, sp.stop, lazy), rid
 
@@ -171,10 +189,31 @@ class Engine:
                     self._core.cancel(rid)
                 yield delta
             if ev["finish"]:
+                self._release(rid)
                 if ev["finish"] == "error":
                     raise request_error(ev["error_kind"], ev["error"])
                 yield tracker.finish(ev["finish"], ev["metrics"])
                 return
+
+    def _register(self, sp: SamplingParams) -> int:
+        """The TokenMasker key of the request's constraint (0 = none)."""
+        if sp.response_format is None:
+            return 0
+        if self._masker is None:
+            raise ValueError("response_format needs the target's tokenizer (structured output masks "
+                             "tokens by their text); this target has none: allowed response_format=None")
+        if not self.eos_token_ids:
+            raise ValueError("response_format needs an end-of-sequence token to end the output; this "
+                             "engine has no EOS ids: allowed response_format=None")
+        return self._masker.register(sp.response_format)
+
+    def _release(self, rid: int) -> None:
+        """Forgets the request's constraint (any thread; a request without one is a no-op)."""
+        self._masker_release(self._constraints.pop(rid, 0))
+
+    def _masker_release(self, key: int) -> None:
+        if key:
+            self._masker.release(key)
 
     def _encode(self, prompt: PromptLike):
         if isinstance(prompt, str):

@@ -1,6 +1,8 @@
 """SamplingParams: how one request samples and when it stops. Mirrors the C++
 ``ssdcore::SamplingParams`` (cpp/include/ssdcore/sampling.h) field for field, plus the stop strings,
 which need the tokenizer and stay in Python; ``seed=None`` derives a seed from the engine's.
+``response_format`` (structured output, response_format.py) is compiled here to a ResponseFormat and
+in C++ becomes ``constraint``: the key the engine's TokenMasker gave it (to_core's argument).
 
 Validated on construction by the C++ rules (``SamplingParams::validate()``, the same ones the
 runtime applies): every error is a ValueError naming the field, the value given and what is allowed.
@@ -12,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
-from ._core_struct import UINT64, build
+from ._core_struct import INT64, UINT64, build
+from .response_format import ResponseFormat, as_response_format
 
 _UINT64 = 2**64
 
@@ -39,6 +42,9 @@ class SamplingParams:
     stop_token_ids: Tuple[int, ...] = field(default_factory=tuple)
     seed: Optional[int] = None      # same seed, same output whatever the batch
     ignore_eos: bool = False
+    # structured output: None, a ResponseFormat or its dict form (response_format.py), e.g.
+    # {"type": "json_schema", "json_schema": {"name": "x", "schema": {...}}}; stored compiled
+    response_format: Optional[ResponseFormat] = None
 
     def __post_init__(self):
         if isinstance(self.stop, str):
@@ -57,15 +63,23 @@ class SamplingParams:
             raise _fail("seed", self.seed, f"None or an integer in [0, {_UINT64 - 1}]")
         if not isinstance(self.ignore_eos, bool):
             raise _fail("ignore_eos", self.ignore_eos, "True or False")
+        object.__setattr__(self, "response_format", as_response_format(self.response_format))
+        if self.response_format is not None and self.ignore_eos:
+            raise _fail("ignore_eos", True, "False with a response_format (the output ends where the "
+                        "format allows an end of sequence)")
         self.to_core(0)  # the value rules: C++ SamplingParams::validate()
 
-    def to_core(self, seed: int):
-        """The validated C++ ``_core.SamplingParams`` with the given (resolved) seed."""
+    def to_core(self, seed: int, constraint: int = 0):
+        """The validated C++ ``_core.SamplingParams`` with the given (resolved) seed and the key of
+        the request's constraint in the engine's TokenMasker (0 = unconstrained, the C++ default)."""
         from .. import _core
 
-        values = {name: getattr(self, name) for name in _core.SamplingParams.field_names() if name != "seed"}
+        values = {name: getattr(self, name) for name in _core.SamplingParams.field_names()
+                  if name not in ("seed", "constraint")}
         values["seed"] = seed
-        return build(_core.SamplingParams, "SamplingParams", values, {"seed": UINT64})
+        if constraint:
+            values["constraint"] = constraint
+        return build(_core.SamplingParams, "SamplingParams", values, {"seed": UINT64, "constraint": INT64})
 
 
 SamplingParamsLike = Union[SamplingParams, dict, None]
