@@ -151,7 +151,7 @@ def _from_grammar(text: str, syntax: Optional[str]) -> ResponseFormat:
         try:
             lark = gbnf_to_lark(text)
         except Exception as e:  # GbnfToLarkError, or whatever its parser stumbles on
-            raise _fail('["grammar"]', text, f"a GBNF grammar: {e}") from None
+            raise _fail('["grammar"]', text, f"a GBNF grammar: {one_line(str(e))}") from None
     return _compile("grammar", llg.LLMatcher.grammar_from_lark(lark), text)
 
 
@@ -159,9 +159,14 @@ def _compile(kind: str, grammar: str, source: str) -> ResponseFormat:
     """The ResponseFormat after llguidance's validation (without a tokenizer)."""
     error = llguidance_module().LLMatcher.validate_grammar(grammar)
     if error and not error.startswith("WARNING"):
-        raise ValueError(f"response_format of type {kind!r} does not compile: {error.strip()} "
+        raise ValueError(f"response_format of type {kind!r} does not compile: {one_line(error)} "
                          f"(given: {_short(source)}); allowed: {_what(kind)}")
     return ResponseFormat(type=kind, grammar=grammar, source=source)
+
+
+def one_line(message: str) -> str:
+    """llguidance's multi-line message (source excerpt, caret) on one line: lines joined by '; '."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _what(kind: str) -> str:

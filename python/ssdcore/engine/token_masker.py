@@ -35,7 +35,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from .response_format import ResponseFormatLike, as_response_format, llguidance_module
+from .response_format import ResponseFormatLike, as_response_format, llguidance_module, one_line
 
 SIDES = ("target", "draft")
 _TEMPLATES = 64  # compiled grammars kept for reuse (the same schema in many requests)
@@ -144,7 +144,7 @@ class TokenMasker:
         matcher = llg.LLMatcher(tokenizer, grammar, log_level=0)  # compiles without the GIL
         if matcher.is_error():
             raise ValueError(f"response_format of type {kind!r} does not compile for this tokenizer: "
-                             f"{matcher.get_error().strip()}")
+                             f"{one_line(matcher.get_error())}")
         with self._lock:
             self._templates[grammar] = matcher.deep_copy()
             while len(self._templates) > _TEMPLATES:
