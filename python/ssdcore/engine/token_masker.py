@@ -37,7 +37,6 @@ from typing import List, Optional, Sequence, Tuple
 
 from .response_format import ResponseFormatLike, as_response_format, llguidance_module, one_line
 
-SIDES = ("target", "draft")
 _TEMPLATES = 64  # compiled grammars kept for reuse (the same schema in many requests)
 
 
