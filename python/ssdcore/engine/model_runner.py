@@ -85,7 +85,7 @@ class ModelRunner:
         self.forward_kind = choose_forward(model, cuda_graphs)
         self.dtype, self.device = model.dtype, model.device
         if self.forward_kind == "native":
-            model = _float32_twin(model)
+            model = float32_twin(model)
         self.model, self.side, self.threads = model, side, threads
         self.cores = tuple(cores) if cores else None
         self.context_slots = context_slots
@@ -175,7 +175,7 @@ class ModelRunner:
         return torch.cuda.stream(self.stream)
 
 
-def _float32_twin(model: CausalLM) -> CausalLM:
+def float32_twin(model: CausalLM) -> CausalLM:
     """``model`` itself when float32, else a float32 CausalLM with its weights widened (exact for
     bfloat16) and its vocabulary policy: what the native forward reads."""
     if model.dtype == torch.float32:
