@@ -27,6 +27,7 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
   ForwardBatchBuilder req;
   int32_t out_rows = 0;
   row0->clear();
+  masker_.clear();
   for (DraftSequence* s : seqs) {
     int32_t pending = static_cast<int32_t>(s->tokens.size()) - 1;
     s->kv.resize(std::min<size_t>(s->kv.size(), pending));
@@ -42,9 +43,14 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
       req.add_row(s->current.tokens[i], pos, s->lane, pos, out_rows++);
       s->kv.push_back(s->current.tokens[i]);
     }
+    if (s->params.constraint <= 0) continue;
+    for (int32_t j = 0; j <= static_cast<int32_t>(s->current.tokens.size()); ++j) {  // g_j follows s_1..s_j
+      mask_row(*s, row0->back() + j, s->current.tokens.data(), j);
+    }
   }
   req.out_rows = out_rows;
   Logits glue = req.run(*runner_, "draft");
+  masker_.apply(ops_.on(glue), glue);  // constrained rows, before the fork ranks them
   std::vector<int64_t> rows, positions;  // the fork ranks these rows: they must be usable
   for (size_t b = 0; b < seqs.size(); ++b) {
     const int32_t pending = static_cast<int32_t>(seqs[b]->tokens.size()) - 1;
@@ -101,7 +107,8 @@ void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Log
   std::vector<Decoding> decodings(branches.size());
   for (size_t i = 0; i < branches.size(); ++i) {
     Branch& br = branches[i];
-    decodings[i] = Decoding{br.seq, &br.spec, proposal_budget(*br.seq, br.j + 1), br.first_pos, &br.seq->plan, i};
+    decodings[i] = Decoding{br.seq, &br.spec, proposal_budget(*br.seq, br.j + 1), br.first_pos, &br.seq->plan, i,
+                            br.seq->current.tokens.data(), br.j, br.c};
   }
   const int32_t width = 2 * K + 1;
   const int32_t max_context = config_.max_context;
