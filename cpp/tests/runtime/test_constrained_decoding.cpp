@@ -80,6 +80,7 @@ class RuleMasker : public ssdcore::TokenMasker {
   std::atomic<bool> throw_on_target{false};
   std::atomic<bool> draft_allows_nothing{false};
   std::atomic<int> none_at_length{-1};  // target rows whose context has this length allow nothing
+  std::atomic<int> bad_paths{0};        // target rows whose path (the draft's proposals) left the grammar
 
   void fill_masks(int side, const ssdcore::MaskRow* r, std::int32_t n, std::uint32_t* masks,
                   std::int32_t words) override {
@@ -90,7 +91,12 @@ class RuleMasker : public ssdcore::TokenMasker {
       if (r[i].constraint != 5) throw std::logic_error("unexpected constraint");
       std::int64_t sum = 0;
       for (std::int32_t j = 0; j < r[i].n_generated; ++j) sum += r[i].generated[j];
-      for (std::int32_t j = 0; j < r[i].n_path; ++j) sum += r[i].path[j];
+      bool path_ok = true;
+      for (std::int32_t j = 0; j < r[i].n_path; ++j) {
+        path_ok &= rule_allows(r[i].path[j], sum, r[i].n_generated + j);
+        sum += r[i].path[j];
+      }
+      if (side == 0 && !path_ok) bad_paths += 1;
       const std::int64_t len = r[i].n_generated + r[i].n_path;
       if (side == 1 && draft_allows_nothing) continue;
       if (side == 0 && len == none_at_length) continue;
@@ -184,8 +190,9 @@ SSD_TEST(greedy_constrained_output_is_the_same_in_every_mode_and_follows_the_gra
     SSD_CHECK(s.phase_count[static_cast<int>(ssdcore::Phase::kTargetMask)] > 0);
     const bool drafts = std::string(m.mode) != "ar" && std::string(m.backup) != "ngram" &&
                         std::string(m.backup) != "none";
-    if (drafts) {
+    if (drafts) {  // the draft proposed from its masked q: every drafted proposal the target saw was allowed
       SSD_CHECK(rig.masker->rows[1] > 0);
+      if (std::string(m.backup) != "auto") SSD_CHECK_EQ(rig.masker->bad_paths.load(), 0);  // auto: some ngram
       SSD_CHECK(s.phase_count[static_cast<int>(ssdcore::Phase::kDraftMask)] > 0);
     }
     if (std::string(m.mode) == "ar") {
@@ -230,6 +237,7 @@ SSD_TEST(a_draft_mask_that_allows_nothing_leaves_the_draft_free_and_the_output_e
     masker->draft_allows_nothing = true;
     Rig rig(config_for("ssd", backup), masker);
     SSD_CHECK(run_batch(rig, ps) == want);
+    SSD_CHECK(masker->bad_paths > 0);  // an unmasked draft proposes disallowed tokens (the control)
   }
 }
 
