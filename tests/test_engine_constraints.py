@@ -14,6 +14,9 @@ grammar never completes, so requests run to max_tokens).
   an unconstrained request; an unconstrained request in a batch of constrained ones gets the tokens
   it gets alone;
 * requests the engine cannot constrain are rejected with ValueError.
+
+The greedy and neighbour tests run with the native C++ forward and with the Python (torch) runner,
+whose logits tensors the engine masks in place through DLPack.
 """
 from __future__ import annotations
 
@@ -89,7 +92,16 @@ MODES = {
 }
 
 
-def test_greedy_constrained_output_is_the_same_in_every_mode(pair):
+@pytest.fixture(params=["native", "python"])
+def runner_kind(request, monkeypatch):
+    """The native C++ forward, or the Python runner (a torch tensor through DLPack, masked in place)."""
+    if request.param == "python":
+        from ssdcore.engine.model_runner import ModelRunner
+        monkeypatch.setattr(ModelRunner, "native_runner", lambda runner: None)
+    return request.param
+
+
+def test_greedy_constrained_output_is_the_same_in_every_mode(pair, runner_kind):
     prompts = [PROMPT, [1, 2, 3], [9], [5, 5, 5, 5]]
     sp = SamplingParams(temperature=0, max_tokens=12, constraint=KEY)
     outputs = {}
@@ -210,7 +222,7 @@ def test_a_masker_that_raises_fails_the_request_and_the_engine_goes_on(pair):
             assert follows_rule(out.token_ids)
 
 
-def test_unconstrained_neighbours_are_unaffected(pair):
+def test_unconstrained_neighbours_are_unaffected(pair, runner_kind):
     free = [SamplingParams(max_tokens=8, seed=11, **SP), SamplingParams(temperature=0, max_tokens=8)]
     for kw in (MODES["sd"], MODES["ssd-jit"], MODES["ar"]):
         with engine_for(pair, RuleMasker(), **kw) as engine:
