@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "draft_worker.h"
+#include "token_mask.h"
 
 namespace ssd {
 
@@ -61,8 +62,12 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
   return glue;
 }
 
+// The branches (j, c): c among the top-F_j tokens of g_j, except tokens a constrained row's mask
+// forbids (they rank last, at -inf, and only come up when fewer than F_j are allowed: the target could
+// never sample them, so their branches would be wasted).
 static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs, const Logits& glue,
-                                         const std::vector<int32_t>& row0, int32_t K, LogitsOps& ops) {
+                                         const std::vector<int32_t>& row0, int32_t K, LogitsOps& ops,
+                                         const RowMasker& masker) {
   std::vector<TopRequest> requests;  // (b, j) in order: the top-F_j tokens of g_j
   for (size_t b = 0; b < seqs.size(); ++b) {
     const DraftSequence* s = seqs[b];
@@ -83,7 +88,9 @@ static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs
     const int32_t n = static_cast<int32_t>(s->current.tokens.size());
     int32_t local = 0;
     for (int32_t j = 0; j <= n; ++j) {
+      const uint32_t* mask = s->params.constraint > 0 ? masker.mask_at(row0[b] + j) : nullptr;
       for (int32_t c : tops[q++]) {
+        if (mask != nullptr && !mask_allows(mask, c)) continue;
         Branch br;
         br.seq = s;
         br.j = j;
@@ -103,7 +110,7 @@ void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Log
                               const std::vector<int32_t>& row0) {
   ScopedTimer timer(stats_, Phase::kDraftTree);
   const int32_t K = config_.K;
-  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K, ops_.on(glue));
+  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K, ops_.on(glue), masker_);  // glue's masks
   std::vector<Decoding> decodings(branches.size());
   for (size_t i = 0; i < branches.size(); ++i) {
     Branch& br = branches[i];

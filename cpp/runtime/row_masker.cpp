@@ -42,17 +42,28 @@ void RowMasker::apply(LogitsOps& ops, const Logits& logits) {
   } catch (...) {
     throw TokenMaskerError("token masker failed: an exception that is not a std::exception");
   }
+  words_ = words;
   out_rows_.clear();
-  size_t kept = 0;  // rows with some allowed token, their masks compacted to the front
+  bool all = true;
   for (size_t i = 0; i < n; ++i) {
-    const uint32_t* mask = masks_.data() + i * words;
-    rows_[i].none_allowed = mask_allows_none(mask, logits.vocab);
-    if (rows_[i].none_allowed) continue;
-    if (kept != i) std::copy(mask, mask + words, masks_.data() + kept * words);
-    out_rows_.push_back(rows_[i].out_row);
-    ++kept;
+    rows_[i].none_allowed = mask_allows_none(masks_.data() + i * words, logits.vocab);
+    all &= !rows_[i].none_allowed;
+    if (!rows_[i].none_allowed) out_rows_.push_back(rows_[i].out_row);
   }
-  if (kept > 0) ops.apply_masks(logits, out_rows_, masks_.data(), words);
+  if (out_rows_.empty()) return;
+  if (all) return ops.apply_masks(logits, out_rows_, masks_.data(), words);
+  applied_.clear();  // rare: some row allows nothing; pass the others' masks only
+  for (size_t i = 0; i < n; ++i) {
+    if (!rows_[i].none_allowed) applied_.insert(applied_.end(), masks_.data() + i * words, masks_.data() + (i + 1) * words);
+  }
+  ops.apply_masks(logits, out_rows_, applied_.data(), words);
+}
+
+const uint32_t* RowMasker::mask_at(int64_t out_row) const {
+  auto it = std::lower_bound(rows_.begin(), rows_.end(), out_row,
+                             [](const Row& r, int64_t row) { return r.out_row < row; });
+  if (it == rows_.end() || it->out_row != out_row || it->none_allowed || masks_.empty()) return nullptr;
+  return masks_.data() + static_cast<size_t>(it - rows_.begin()) * words_;
 }
 
 }  // namespace ssd

@@ -63,6 +63,10 @@ class RowMasker {
   // Masks every recorded row of `logits` (see the file comment). Throws TokenMaskerError.
   void apply(LogitsOps& ops, const Logits& logits);
   const std::vector<Row>& rows() const { return rows_; }
+  // After apply(): the mask applied to logits row `out_row` (host memory, token_mask.h layout), or
+  // null when the row was not recorded or was left unmasked. Rows must have been added in increasing
+  // out_row order (every caller does).
+  const uint32_t* mask_at(int64_t out_row) const;
 
  private:
   std::shared_ptr<TokenMasker> masker_;
@@ -72,8 +76,10 @@ class RowMasker {
   std::vector<Row> rows_;
   std::vector<int32_t> path_;
   std::vector<MaskRow> mask_rows_;
-  std::vector<uint32_t> masks_;
+  std::vector<uint32_t> masks_;     // [rows, words_], as the masker filled them
+  std::vector<uint32_t> applied_;   // the masks of the rows that allow some token, when not all do
   std::vector<int64_t> out_rows_;
+  int32_t words_ = 0;
 };
 
 }  // namespace ssd

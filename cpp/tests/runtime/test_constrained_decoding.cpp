@@ -62,6 +62,8 @@ class TestModel : public ssdcore::ModelRunner {
 };
 
 bool rule_allows(std::int64_t t, std::int64_t sum, std::int64_t len) { return (t * 7 + sum + len) % 3 != 0; }
+// The tight grammar: exactly one token allowed after each context.
+bool tight_allows(std::int64_t t, std::int64_t sum, std::int64_t len) { return t == (sum + 3 * len) % kVocab; }
 
 // Whether every generated token was allowed after the tokens generated before it.
 bool follows_rule(const std::vector<std::int32_t>& out) {
@@ -81,6 +83,8 @@ class RuleMasker : public ssdcore::TokenMasker {
   std::atomic<bool> draft_allows_nothing{false};
   std::atomic<int> none_at_length{-1};  // target rows whose context has this length allow nothing
   std::atomic<int> bad_paths{0};        // target rows whose path (the draft's proposals) left the grammar
+  std::atomic<int> draft_bad_paths{0};  // draft rows whose path left the grammar
+  std::atomic<bool> tight{false};       // use tight_allows instead of rule_allows
 
   void fill_masks(int side, const ssdcore::MaskRow* r, std::int32_t n, std::uint32_t* masks,
                   std::int32_t words) override {
@@ -91,17 +95,20 @@ class RuleMasker : public ssdcore::TokenMasker {
       if (r[i].constraint != 5) throw std::logic_error("unexpected constraint");
       std::int64_t sum = 0;
       for (std::int32_t j = 0; j < r[i].n_generated; ++j) sum += r[i].generated[j];
+      const auto allows = [this](std::int64_t t, std::int64_t s, std::int64_t l) {
+        return tight ? tight_allows(t, s, l) : rule_allows(t, s, l);
+      };
       bool path_ok = true;
       for (std::int32_t j = 0; j < r[i].n_path; ++j) {
-        path_ok &= rule_allows(r[i].path[j], sum, r[i].n_generated + j);
+        path_ok &= allows(r[i].path[j], sum, r[i].n_generated + j);
         sum += r[i].path[j];
       }
-      if (side == 0 && !path_ok) bad_paths += 1;
+      if (!path_ok) (side == 0 ? bad_paths : draft_bad_paths) += 1;
       const std::int64_t len = r[i].n_generated + r[i].n_path;
       if (side == 1 && draft_allows_nothing) continue;
       if (side == 0 && len == none_at_length) continue;
       for (std::int64_t t = 0; t < kVocab; ++t)
-        if (rule_allows(t, sum, len)) masks[i * words + t / 32] |= 1u << (t % 32);
+        if (allows(t, sum, len)) masks[i * words + t / 32] |= 1u << (t % 32);
     }
   }
 };
@@ -238,6 +245,26 @@ SSD_TEST(a_draft_mask_that_allows_nothing_leaves_the_draft_free_and_the_output_e
     Rig rig(config_for("ssd", backup), masker);
     SSD_CHECK(run_batch(rig, ps) == want);
     SSD_CHECK(masker->bad_paths > 0);  // an unmasked draft proposes disallowed tokens (the control)
+  }
+}
+
+SSD_TEST(a_tight_grammar_forces_the_output_and_the_fork_wastes_no_branch) {
+  // One allowed token per context: the output is the grammar's, whatever the models; the fork of g_j
+  // (j < n) excludes s_{j+1}, the only allowed token, so every other candidate is forbidden and must
+  // not become a branch (the draft would decode paths the target can never take).
+  std::vector<std::int32_t> forced;
+  std::int64_t sum = 0;
+  for (int i = 0; i < 24; ++i) forced.push_back(static_cast<std::int32_t>((sum + 3 * i) % kVocab)), sum += forced.back();
+  for (const ModeCase& m : kModes) {
+    auto masker = std::make_shared<RuleMasker>();
+    masker->tight = true;
+    Rig rig(config_for(m.mode, m.backup), masker);
+    ssdcore::Result r = rig.engine.generate({1, 2, 3}, params(1.0, 5));
+    SSD_CHECK(r.ok());
+    SSD_CHECK(r.tokens == forced);
+    if (std::string(m.backup) == "auto" || std::string(m.backup) == "ngram") continue;  // ngram: any tokens
+    SSD_CHECK_EQ(masker->bad_paths.load(), 0);
+    SSD_CHECK_EQ(masker->draft_bad_paths.load(), 0);
   }
 }
 
