@@ -17,8 +17,10 @@ ChannelSpin worker_spin(const EngineConfig& config) {
 }  // namespace
 
 Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-               std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends)
+               std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends,
+               std::shared_ptr<TokenMasker> masker)
     : config_(config),
+      has_masker_(masker != nullptr),
       stats_(config.K),
       to_draft_(16, worker_spin(config)),
       from_draft_(16, worker_spin(config)),
@@ -37,14 +39,15 @@ Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* dra
                                 "; both models must produce logits over the same vocabulary");
   }
   if (needs_draft) {
-    draft_ = std::make_unique<DraftWorker>(config_, draft, &stats_, &to_draft_, &from_draft_, backends());
+    draft_ = std::make_unique<DraftWorker>(config_, draft, &stats_, &to_draft_, &from_draft_, backends(),
+                                           masker);
     const std::string error = draft_->start();  // its thread has ended on an error
     if (!error.empty()) throw std::runtime_error(error);
   }
   target_ = std::make_unique<TargetWorker>(config_, target, &stats_, &scheduler_,
                                            needs_draft ? &to_draft_ : nullptr,
                                            needs_draft ? &from_draft_ : nullptr, &events_,
-                                           std::move(eos_ids), backends());
+                                           std::move(eos_ids), backends(), std::move(masker));
   const std::string error = target_->start();
   if (!error.empty()) {  // stop the draft worker before the members it uses go away
     to_draft_.close();
@@ -65,6 +68,11 @@ void Engine::check_request(const std::vector<int32_t>& prompt, const SamplingPar
     }
   }
   p.validate();
+  if (p.constraint > 0 && !has_masker_) {
+    throw std::invalid_argument("SamplingParams.constraint = " + std::to_string(p.constraint) +
+                                " needs an engine built with a TokenMasker; this one has none: allowed 0 "
+                                "(unconstrained)");
+  }
   int64_t need = static_cast<int64_t>(prompt.size()) + p.max_tokens;
   if (need > config_.max_context) {
     throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens + max_tokens " +

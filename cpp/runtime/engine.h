@@ -30,14 +30,18 @@ namespace ssd {
 class Engine {
  public:
   // backends: called once per worker, for the LogitsOps that run where each side's logits live.
+  // masker: the TokenMasker of constrained requests (SamplingParams::constraint > 0), or null (then
+  // such requests are rejected); shared by both workers, which call it with their own side.
   Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-         std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends = built_in_logits_backends);
+         std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends = built_in_logits_backends,
+         std::shared_ptr<TokenMasker> masker = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
   // Any thread. Throws std::invalid_argument for an empty prompt, a token outside the vocabulary,
-  // invalid sampling parameters, or prompt + max_tokens beyond max_context.
+  // invalid sampling parameters, a constraint without a TokenMasker, or prompt + max_tokens beyond
+  // max_context.
   int64_t submit(std::vector<int32_t> prompt, const SamplingParams& params, bool stream = true);
   void cancel(int64_t id);
   // One consumer at a time (serialised by a mutex). kTimeout when nothing arrived in time.
@@ -52,6 +56,7 @@ class Engine {
 
   EngineConfig config_;
   int64_t vocab_ = 0;
+  bool has_masker_ = false;
   Stats stats_;
   Scheduler scheduler_;
   Channel<ToDraft> to_draft_;

@@ -13,7 +13,8 @@ namespace ssd {
 TargetWorker::TargetWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
                            Scheduler* scheduler, Channel<ToDraft>* to_draft,
                            Channel<ToTarget>* from_draft, Channel<OutputEvent>* events,
-                           std::vector<int32_t> eos_ids, LogitsBackends ops)
+                           std::vector<int32_t> eos_ids, LogitsBackends ops,
+                           std::shared_ptr<TokenMasker> masker)
     : config_(config),
       runner_(runner),
       ops_(std::move(ops)),
@@ -22,7 +23,8 @@ TargetWorker::TargetWorker(const EngineConfig& config, ModelRunner* runner, Stat
       to_draft_(to_draft),
       from_draft_(from_draft),
       events_(events),
-      eos_ids_(std::move(eos_ids)) {
+      eos_ids_(std::move(eos_ids)),
+      masker_(std::move(masker), 0, stats, Phase::kTargetMask) {
   for (int32_t lane = config.max_batch - 1; lane >= 0; --lane) free_lanes_.push_back(lane);
 }
 
@@ -169,6 +171,39 @@ bool TargetWorker::fail_non_finite(const Logits& logits, const BadLogit* bad, in
     return true;
   }
   return false;
+}
+
+// Masks the constrained rows recorded in masker_ (see target_worker.h); records what failed, per
+// sequence, in mask_failures_ for fail_mask().
+void TargetWorker::mask(const Logits& logits) {
+  mask_failures_.clear();
+  if (masker_.empty()) return;
+  try {
+    masker_.apply(ops_.on(logits), logits);
+  } catch (const TokenMaskerError& e) {
+    for (const RowMasker::Row& r : masker_.rows()) mask_failures_[r.tag] = MaskFailure{-1, std::string("target ") + e.what()};
+    return;
+  }
+  for (const RowMasker::Row& r : masker_.rows()) {
+    if (!r.none_allowed) continue;
+    auto it = mask_failures_.find(r.tag);
+    if (it == mask_failures_.end() || r.local < it->second.local) mask_failures_[r.tag] = MaskFailure{r.local, ""};
+  }
+}
+
+// Fails sequence `id` when the last forward's masking failed for it in a row it used: the masker threw,
+// or a row at index <= `accepted` (row 0 predicts `position`) allowed no token.
+bool TargetWorker::fail_mask(int64_t id, int32_t accepted, int32_t position) {
+  if (mask_failures_.empty()) return false;
+  auto it = mask_failures_.find(id);
+  if (it == mask_failures_.end() || it->second.local > accepted) return false;
+  std::string error = it->second.error;
+  if (error.empty()) {
+    error = "the constraint allows no token at position " + std::to_string(position + it->second.local) +
+            " (the TokenMasker returned an empty mask for a decided prefix)";
+  }
+  finish(id, FinishReason::kError, error, ErrorKind::kModelRunner);
+  return true;
 }
 
 }  // namespace ssd

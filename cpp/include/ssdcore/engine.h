@@ -49,6 +49,7 @@
 #include "ssdcore/request.h"
 #include "ssdcore/sampling.h"
 #include "ssdcore/stats.h"
+#include "ssdcore/token_masker.h"
 
 namespace ssdcore {
 
@@ -98,9 +99,11 @@ struct EngineBuilder;  // internal: builds an Engine over the runtime's own runn
 class Engine {
  public:
   // Validates config and starts the workers. `draft` may be null only in mode "ar". eos_ids: token
-  // ids that end a request (unless SamplingParams::ignore_eos). Throws std::invalid_argument.
+  // ids that end a request (unless SamplingParams::ignore_eos). token_masker: what constrained
+  // requests (SamplingParams::constraint > 0) are masked with (ssdcore/token_masker.h); null = none,
+  // then such requests are rejected. Throws std::invalid_argument.
   Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-         std::vector<std::int32_t> eos_ids = {});
+         std::vector<std::int32_t> eos_ids = {}, std::shared_ptr<TokenMasker> token_masker = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Tuple
 
 INT32 = (-2**31, 2**31 - 1)
+INT64 = (-2**63, 2**63 - 1)
 UINT64 = (0, 2**64 - 1)
 
 

@@ -14,6 +14,12 @@ Lifecycle: ``close()`` fails every pending request, running or still queued, wit
 GIL after its last forward). An engine nobody closed is closed the same way at interpreter exit (a
 ``weakref.finalize`` hook), before the interpreter finalizes. A failed request raises the class its
 error kind names (``errors.request_error``).
+
+Structured output: ``token_masker`` (keyword, default None) is an object with
+``fill_masks(side, rows, masks_ptr, words)`` (cpp/include/ssdcore/token_masker.h,
+cpp/bindings/py_token_masker.h); a request with ``SamplingParams(constraint=key)``, key > 0, is then
+masked by it on both sides (target and draft), exactly in every mode. Without one such requests are
+rejected with ValueError.
 """
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ class Engine:
                  backup: str = "auto", saguaro_c: float = 1.0, *, config: Optional[EngineConfig] = None,
                  dtype: str = "float32", target_device: str = "cpu", draft_device: str = "cpu",
                  target_threads: int = 1, draft_threads: int = 1, target_cores=None, draft_cores=None,
-                 **config_fields):
+                 token_masker=None, **config_fields):
         from .. import _core
 
         config_fields.setdefault("spin_wait_us", default_spin_wait_us(target_cores, draft_cores))
@@ -61,7 +67,8 @@ class Engine:
         try:  # each runner's native forward, when it has one, runs in place of its Python forward
             self._core = _core.Engine(self.config.to_core(), t_runner, d_runner, list(self.eos_token_ids),
                                       router_cores, target_native=t_runner.native_runner(),
-                                      draft_native=None if d_runner is None else d_runner.native_runner())
+                                      draft_native=None if d_runner is None else d_runner.native_runner(),
+                                      token_masker=token_masker)
         except RuntimeError as e:  # a worker could not start: name the settings it was started with
             side = "draft" if "draft worker" in str(e) else "target"
             cores, threads = (draft_cores, draft_threads) if side == "draft" else (target_cores, target_threads)

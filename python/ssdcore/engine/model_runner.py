@@ -28,7 +28,9 @@ Logits protocol (what a binding reads from :meth:`forward`'s result):
     done: on release the memory returns to the caching allocator of that stream. The runner also
     makes that stream current on the worker thread (:meth:`on_worker_start`), so
     ``tensor.__dlpack__(stream=consumer_stream)`` orders the consumer stream after it too;
-  * each call returns a fresh tensor: the next forward never overwrites logits still held;
+  * each call returns a fresh tensor: the next forward never overwrites logits still held, and the
+    tensor is the runner's alone (never a view of a static graph output or of weights), because the
+    engine may write -inf into its rows in place (structured output, token_masker.h);
   * ``device_logits=False`` (the default when ``_core.accepts_device_logits`` is False, i.e. a build
     without the CUDA kernels) copies CUDA logits to the host before returning, the host-only contract.
 

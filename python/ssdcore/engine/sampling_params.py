@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
-from ._core_struct import UINT64, build
+from ._core_struct import INT64, UINT64, build
 
 _UINT64 = 2**64
 
@@ -39,6 +39,7 @@ class SamplingParams:
     stop_token_ids: Tuple[int, ...] = field(default_factory=tuple)
     seed: Optional[int] = None      # same seed, same output whatever the batch
     ignore_eos: bool = False
+    constraint: int = 0             # 0 = none; > 0: the engine's token masker's key for this request
 
     def __post_init__(self):
         if isinstance(self.stop, str):
@@ -57,6 +58,8 @@ class SamplingParams:
             raise _fail("seed", self.seed, f"None or an integer in [0, {_UINT64 - 1}]")
         if not isinstance(self.ignore_eos, bool):
             raise _fail("ignore_eos", self.ignore_eos, "True or False")
+        if not _is_int(self.constraint):
+            raise _fail("constraint", self.constraint, "an integer (0 = none)")
         self.to_core(0)  # the value rules: C++ SamplingParams::validate()
 
     def to_core(self, seed: int):
@@ -65,7 +68,7 @@ class SamplingParams:
 
         values = {name: getattr(self, name) for name in _core.SamplingParams.field_names() if name != "seed"}
         values["seed"] = seed
-        return build(_core.SamplingParams, "SamplingParams", values, {"seed": UINT64})
+        return build(_core.SamplingParams, "SamplingParams", values, {"seed": UINT64, "constraint": INT64})
 
 
 SamplingParamsLike = Union[SamplingParams, dict, None]
