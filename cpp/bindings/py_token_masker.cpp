@@ -35,9 +35,18 @@ void PyTokenMasker::fill_masks(int side, const ssdcore::MaskRow* rows, std::int3
   py::gil_scoped_acquire gil;
   try {
     py::list py_rows(n);
+    // Rows of one sequence come together and share its generated tokens: one list for them (the
+    // masker must not modify it), so a tree step costs one conversion per sequence, not per row.
+    const std::int32_t* last = nullptr;
+    std::int32_t last_n = -1;
+    py::list generated;
     for (std::int32_t i = 0; i < n; ++i) {
       const ssdcore::MaskRow& r = rows[i];
-      py_rows[i] = py::make_tuple(r.constraint, as_list(r.generated, r.n_generated), as_list(r.path, r.n_path));
+      if (r.generated != last || r.n_generated != last_n) {
+        generated = as_list(r.generated, r.n_generated);
+        last = r.generated, last_n = r.n_generated;
+      }
+      py_rows[i] = py::make_tuple(r.constraint, generated, as_list(r.path, r.n_path));
     }
     fill_(side, py_rows, reinterpret_cast<std::uintptr_t>(masks), words);
   } catch (py::error_already_set& e) {  // no Python stack in the message, as for model runners

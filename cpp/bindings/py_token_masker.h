@@ -5,7 +5,8 @@
 // The Python side: fill_masks(side: int, rows: list[tuple[int, list[int], list[int]]], masks_ptr: int,
 // words: int) with rows[i] = (constraint, generated, path) and masks_ptr the address of len(rows) * words
 // uint32 words, zero-filled before the call, that it fills (bit t % 32 of word t / 32 of row i's words =
-// token t allowed). A Python exception becomes std::runtime_error("Type: message") (the engine then
+// token t allowed). Consecutive rows of one sequence share one `generated` list object: read it, do not
+// modify it. A Python exception becomes std::runtime_error("Type: message") (the engine then
 // fails the affected requests, see token_masker.h).
 //
 // Threads: the target worker (side 0) and the draft worker (side 1) call it concurrently; each call
