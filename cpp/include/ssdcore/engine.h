@@ -3,7 +3,11 @@
 //
 // An Engine runs a target worker thread and, in sd and ssd modes, a draft worker thread, each
 // driving one of your ModelRunners (see ssdcore/model_runner.h), plus one small thread that routes
-// output events to the requests they belong to. Requests are token ids in, token ids out: tokenizing
+// output events to the requests they belong to. Draft-free speculation (prompt lookup): mode "sd"
+// with backup "ngram" and a null draft runner; the draft worker then runs without a model and
+// proposes, each round, the up to K tokens that followed the latest earlier occurrence of the
+// sequence's last n tokens (n from ngram_n down to ngram_min_n), verified as one-hot proposals, so
+// greedy output equals ar and sampled output keeps the target's distribution. Requests are token ids in, token ids out: tokenizing
 // is the application's business.
 //
 // Three ways to run a request (they can be mixed freely on one engine):
@@ -20,7 +24,8 @@
 //
 // Errors:
 //   - bad arguments (empty prompt, token outside the vocabulary, invalid sampling parameters,
-//     prompt + max_tokens > max_context, invalid config, a draft runner missing in sd/ssd mode,
+//     prompt + max_tokens > max_context, invalid config, a draft runner missing in ssd mode or in
+//     sd mode with a backup other than "ngram",
 //     vocabulary mismatch) throw std::invalid_argument with a message naming the field and what is
 //     allowed; the engine stays usable.
 //   - a ModelRunner that throws fails the requests of that round: they finish with
@@ -97,7 +102,8 @@ struct EngineBuilder;  // internal: builds an Engine over the runtime's own runn
 
 class Engine {
  public:
-  // Validates config and starts the workers. `draft` may be null only in mode "ar". eos_ids: token
+  // Validates config and starts the workers. `draft` may be null only in mode "ar", or in mode "sd"
+  // with backup "ngram" (draft-free prompt lookup). eos_ids: token
   // ids that end a request (unless SamplingParams::ignore_eos). Throws std::invalid_argument.
   Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
          std::vector<std::int32_t> eos_ids = {});

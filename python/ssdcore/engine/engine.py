@@ -1,7 +1,9 @@
 """Engine: the Python API of ssdcore (SSD, SD and AR decoding with one runtime).
 
 ``Engine(target, draft, mode="ssd", ...)`` loads both models (the bundled pair by default), checks
-their tokenizers, builds a :class:`~ssdcore.engine.model_runner.ModelRunner` for each and starts the C++
+their tokenizers (``draft="ngram"`` with ``mode="sd"``: no draft model, each round proposes up to K
+tokens by prompt lookup in the sequence's own context, ``ngram_n`` down to ``ngram_min_n`` tokens
+matched, verified as one-hot proposals), builds a :class:`~ssdcore.engine.model_runner.ModelRunner` for each and starts the C++
 runtime through the public C++ engine (``ssdcore::Engine``: target worker + draft worker threads and
 a C++ router that files each request's output events). ``generate`` blocks until every request
 finishes; ``stream`` yields text deltas as rounds commit. Each caller waits on its own requests'
@@ -23,7 +25,7 @@ import weakref
 from typing import Iterator, List, Optional, Sequence, Union
 
 from .engine_config import EngineConfig
-from .engine_setup import build_runners, default_spin_wait_us, resolve_config
+from .engine_setup import build_runners, default_spin_wait_us, resolve_config, resolve_draft_free
 from .errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError, request_error
 from .request_output import RequestOutput, RequestTracker
 from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
@@ -44,6 +46,7 @@ class Engine:
         config_fields.setdefault("spin_wait_us", default_spin_wait_us(target_cores, draft_cores))
         self.config = config or resolve_config(mode=mode, K=K, fan_out=fan_out, backup=backup,
                                                saguaro_c=saguaro_c, **config_fields)
+        self.config = resolve_draft_free(self.config, draft)
         setup = build_runners(self.config, target, draft, dtype=dtype, target_device=target_device,
                               draft_device=draft_device, target_threads=target_threads,
                               draft_threads=draft_threads, target_cores=target_cores,
