@@ -1,6 +1,5 @@
 // draft_backup.cpp: how the draft worker serves sequences whose outcome was not pre-speculated
-// (SSD_SPEC section 6): jit drafting, n-gram lookup, or nothing. In sd mode every sequence is served
-// here: by jit, or by n-gram lookup when the worker has no draft model (draft-free sd).
+// (SSD_SPEC section 6): jit drafting, n-gram lookup, or nothing.
 #include <algorithm>
 #include <stdexcept>
 
@@ -20,8 +19,7 @@ int32_t DraftWorker::proposal_budget(const DraftSequence& seq, int32_t extra_dec
 void DraftWorker::serve_misses(size_t batch, const std::vector<DraftSequence*>& missed) {
   if (missed.empty()) return;
   const int64_t start = now_ns();
-  const Backup sd_backup = runner_ != nullptr ? Backup::kJit : Backup::kNgram;  // draft-free: ngram
-  const Backup backup = mode_of(config_) == Mode::kSd ? sd_backup : choose_backup(batch);
+  const Backup backup = mode_of(config_) == Mode::kSd ? Backup::kJit : choose_backup(batch);
   stats_->record_backup(backup, missed.size());
   if (backup == Backup::kJit) {
     std::vector<Speculation> specs;
@@ -73,12 +71,7 @@ void DraftWorker::draft_jit(const std::vector<DraftSequence*>& seqs, std::vector
 }
 
 Speculation DraftWorker::draft_ngram(const DraftSequence& seq) const {
-  Speculation spec;
-  spec.source = SpecSource::kNgram;
-  spec.onehot = true;
-  spec.tokens = ngram_propose(seq.tokens, config_.ngram_min_n, config_.ngram_n, proposal_budget(seq, 0));
-  spec.saguaro_f.assign(spec.tokens.size(), 0);
-  return spec;
+  return ngram_speculation(seq.tokens, config_, proposal_budget(seq, 0));
 }
 
 }  // namespace ssd

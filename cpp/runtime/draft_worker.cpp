@@ -109,7 +109,7 @@ void DraftWorker::warm(const ToDraft& msg) {
     for (int32_t p = 0; p < n; ++p) req.add_row(s.tokens[p], p, s.lane, p, p == n - 1 ? req.out_rows++ : -1);
     s.kv = s.tokens;
   }
-  if (req.out_rows > 0 && runner_ != nullptr) req.run(*runner_, "draft");  // draft-free: no KV
+  if (req.out_rows > 0) req.run(*runner_, "draft");
 }
 
 // Feeds the backup chooser the round whose outcomes `msg` reports: hits and tokens by how each

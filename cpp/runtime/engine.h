@@ -3,8 +3,8 @@
 // native applications.
 //
 // Lifecycle: construct with a validated EngineConfig and the runners (the draft runner may be null
-// in ar mode, and in sd mode with backup "ngram": draft-free speculation, where the draft worker runs
-// without a model and serves every round by n-gram lookup), submit requests from any thread, poll output events from one consumer thread at a
+// in ar mode, and in sd mode with backup "ngram": draft-free speculation, where no draft worker runs
+// and the target worker proposes each round by n-gram lookup itself), submit requests from any thread, poll output events from one consumer thread at a
 // time, close() (idempotent; the destructor calls it) stops the workers and joins them. Requests still
 // running or queued at close finish with an error event (ErrorKind::kClosed). Runners must outlive
 // the Engine. The constructor throws std::runtime_error when a worker cannot start (its runner's

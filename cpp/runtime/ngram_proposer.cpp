@@ -35,4 +35,14 @@ std::vector<int32_t> ngram_propose(const std::vector<int32_t>& context, int32_t 
   return out;
 }
 
+Speculation ngram_speculation(const std::vector<int32_t>& context, const EngineConfig& config,
+                              int32_t budget) {
+  Speculation spec;
+  spec.source = SpecSource::kNgram;
+  spec.onehot = true;
+  spec.tokens = ngram_propose(context, config.ngram_min_n, config.ngram_n, budget);
+  spec.saguaro_f.assign(spec.tokens.size(), 0);
+  return spec;
+}
+
 }  // namespace ssd

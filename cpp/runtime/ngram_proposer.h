@@ -16,11 +16,20 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine_config.h"
+#include "speculation.h"
+
 namespace ssd {
 
 // Up to `count` proposed tokens (possibly none) continuing `context`; min_n >= 1 (smaller values act
 // as 1), max_n < min_n proposes nothing.
 std::vector<int32_t> ngram_propose(const std::vector<int32_t>& context, int32_t min_n, int32_t max_n,
                                    int32_t count);
+
+// The speculation of a sequence whose decided tokens are `context` (pending token last): at most
+// `budget` one-hot proposals by ngram_propose with config.ngram_min_n..ngram_n, source kNgram. Used by
+// the draft worker's ngram backup and by the target worker in draft-free sd.
+Speculation ngram_speculation(const std::vector<int32_t>& context, const EngineConfig& config,
+                              int32_t budget);
 
 }  // namespace ssd

@@ -17,8 +17,7 @@
 
 namespace ssd {
 
-// Starts `*thread`, which calls runner->on_worker_start() (unless runner is null: a worker without a
-// model, the draft worker of draft-free sd) and then, if that succeeded, loop(). Returns
+// Starts `*thread`, which calls runner->on_worker_start() and then, if that succeeded, loop(). Returns
 // "" once the worker is running, or "the <side> worker could not start: <error>" after the thread
 // ended (joined).
 template <class Loop>
@@ -27,7 +26,7 @@ std::string start_worker(std::thread* thread, ModelRunner* runner, const char* s
   std::future<std::string> result = started.get_future();
   *thread = std::thread([runner, side, loop = std::move(loop), p = std::move(started)]() mutable {
     try {
-      if (runner != nullptr) runner->on_worker_start();
+      runner->on_worker_start();
     } catch (const std::exception& e) {
       p.set_value(std::string("the ") + side + " worker could not start: " + e.what());
       return;
