@@ -3,12 +3,14 @@
 //
 // An Engine runs a target worker thread and, in sd and ssd modes, a draft worker thread, each
 // driving one of your ModelRunners (see ssdcore/model_runner.h), plus one small thread that routes
-// output events to the requests they belong to. Draft-free speculation (prompt lookup): mode "sd"
-// with backup "ngram" and a null draft runner; the draft worker then runs without a model and
-// proposes, each round, the up to K tokens that followed the latest earlier occurrence of the
-// sequence's last n tokens (n from ngram_n down to ngram_min_n), verified as one-hot proposals, so
-// greedy output equals ar and sampled output keeps the target's distribution. Requests are token ids in, token ids out: tokenizing
+// output events to the requests they belong to. Requests are token ids in, token ids out: tokenizing
 // is the application's business.
+//
+// Draft-free speculation (prompt lookup): mode "sd" with backup "ngram" and a null draft runner. No
+// draft worker runs then; the target worker proposes, each round, up to K tokens: what followed the
+// latest earlier occurrence of the sequence's last n tokens (n from ngram_n down to ngram_min_n).
+// They are verified as one-hot proposals, so greedy output equals ar and sampled output keeps the
+// target's distribution.
 //
 // Three ways to run a request (they can be mixed freely on one engine):
 //   - blocking:  generate(prompt, params, on_tokens) returns the whole Result; on_tokens, if given,
