@@ -1,14 +1,15 @@
 """Engine: the Python API of ssdcore (SSD, SD and AR decoding with one runtime).
 
 ``Engine(target, draft, mode="ssd", ...)`` loads both models (the bundled pair by default), checks
-their tokenizers (``draft="ngram"`` with ``mode="sd"``: no draft model, each round proposes up to K
-tokens by prompt lookup in the sequence's own context, ``ngram_n`` down to ``ngram_min_n`` tokens
-matched, verified as one-hot proposals), builds a :class:`~ssdcore.engine.model_runner.ModelRunner` for each and starts the C++
+their tokenizers, builds a :class:`~ssdcore.engine.model_runner.ModelRunner` for each and starts the C++
 runtime through the public C++ engine (``ssdcore::Engine``: target worker + draft worker threads and
 a C++ router that files each request's output events). ``generate`` blocks until every request
 finishes; ``stream`` yields text deltas as rounds commit. Each caller waits on its own requests'
 events (``_core.Engine.next``, without the GIL), so any number of caller threads may generate
-concurrently. Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
+concurrently. ``draft="ngram"`` with ``mode="sd"`` is draft-free speculation: no draft model; each
+round proposes up to K tokens by prompt lookup in the sequence's own context (``ngram_n`` down to
+``ngram_min_n`` tokens matched), verified as one-hot proposals, so the output is exactly the target's.
+Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
 requests and re-raises promptly (waits are 100 ms slices).
 
 Lifecycle: ``close()`` fails every pending request, running or still queued, with

@@ -65,8 +65,8 @@ def resolve_draft_free(config: EngineConfig, draft) -> EngineConfig:
     if not is_draft_free(draft) or config.mode == "ar":
         return config
     if config.mode != "sd":
-        raise ValueError(f"draft = 'ngram' (draft-free prompt lookup) is invalid with mode = {config.mode!r}: "
-                         "ssd pre-speculates with a draft model; allowed: mode = 'sd' (or 'ar'), or a "
+        raise ValueError(f"draft = 'ngram' (draft-free prompt lookup) is invalid with mode = "
+                         f"{config.mode!r}: ssd pre-speculates with a draft model; allowed: mode = 'sd' (or 'ar'), or a "
                          "draft model for 'ssd'")
     if config.backup == "auto":
         return dataclasses.replace(config, backup="ngram")
