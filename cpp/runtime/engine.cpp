@@ -27,10 +27,14 @@ Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* dra
       events_(1 << 16) {
   config_.validate();
   if (target == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
-  bool needs_draft = mode_of(config_) != Mode::kAr;
+  // Draft-free sd (null draft, backup ngram): no draft worker; the target worker proposes by n-gram
+  // lookup on its own thread (target_worker.h), which saves two thread hops per round.
+  const bool draft_free = mode_of(config_) == Mode::kSd && backup_of(config_) == Backup::kNgram;
+  const bool needs_draft = mode_of(config_) != Mode::kAr && !(draft_free && draft == nullptr);
   if (needs_draft && draft == nullptr) {
-    throw std::invalid_argument("EngineConfig.mode = \"" + config_.mode +
-                                "\" needs a draft model; allowed without one: \"ar\"");
+    throw std::invalid_argument("EngineConfig.mode = \"" + config_.mode + "\" with backup = \"" +
+                                config_.backup + "\" needs a draft model; allowed without one: mode " +
+                                "\"ar\", or mode \"sd\" with backup \"ngram\" (draft-free prompt lookup)");
   }
   vocab_ = target->vocab_size();
   if (needs_draft && draft->vocab_size() != vocab_) {

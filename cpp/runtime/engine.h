@@ -1,13 +1,15 @@
-// engine.h: the SSD engine: one target worker, one draft worker (sd and ssd modes), the channels
-// between them, the scheduler and the stats. The C++ entry point used by the Python bindings and by
-// native applications.
+// engine.h: the SSD engine: one target worker, one draft worker (sd and ssd modes; none in
+// draft-free sd), the channels between them, the scheduler and the stats. The C++ entry point used by
+// the Python bindings and by native applications.
 //
 // Lifecycle: construct with a validated EngineConfig and the runners (the draft runner may be null
-// only in ar mode), submit requests from any thread, poll output events from one consumer thread at a
-// time, close() (idempotent; the destructor calls it) stops the workers and joins them. Requests still
-// running or queued at close finish with an error event (ErrorKind::kClosed). Runners must outlive
-// the Engine. The constructor throws std::runtime_error when a worker cannot start (its runner's
-// on_worker_start() failed, e.g. pinning), after stopping whatever it had started.
+// in ar mode, and in sd mode with backup "ngram": draft-free speculation, where no draft worker runs
+// and the target worker proposes each round by n-gram lookup itself), submit requests from any
+// thread, poll output events from one consumer thread at a time, close() (idempotent; the
+// destructor calls it) stops the workers and joins them. Requests still running or queued at close
+// finish with an error event (ErrorKind::kClosed). Runners must outlive the Engine. The constructor
+// throws std::runtime_error when a worker cannot start (its runner's on_worker_start() failed, e.g.
+// pinning), after stopping whatever it had started.
 #pragma once
 #include <chrono>
 #include <cstdint>

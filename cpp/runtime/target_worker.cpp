@@ -1,6 +1,7 @@
 // target_worker.cpp: the target worker's thread and round loop; see target_worker.h.
 #include "target_worker.h"
 
+#include "ngram_proposer.h"
 #include "worker_thread.h"
 
 #include <algorithm>
@@ -96,11 +97,23 @@ void TargetWorker::admit(ToDraft* msg) {
   if (!keep.empty()) prefill(keep, msg);
 }
 
+// Draft-free sd: up to K one-hot proposals by n-gram lookup in the sequence's own tokens, no more than
+// the context and max_tokens leave room for (a round decides accepted + 1 tokens).
+static Speculation lookup_speculation(const Sequence& s, const EngineConfig& config) {
+  const int32_t by_context = config.max_context - 1 - s.pending_position();
+  const int32_t by_length = s.params.max_tokens - s.generated() - 1;
+  return ngram_speculation(s.tokens, config, std::max(0, std::min({config.K, by_context, by_length})));
+}
+
 ToTarget TargetWorker::exchange(ToDraft msg) {
   ToTarget specs;
   specs.round = ++round_;
-  if (to_draft_ == nullptr) {  // ar mode: nothing is ever proposed
-    for (auto& kv : active_) specs.specs.emplace_back(kv.first, Speculation{});
+  if (to_draft_ == nullptr) {  // no draft worker: ar proposes nothing, draft-free sd looks up n-grams
+    const bool lookup = mode_of(config_) == Mode::kSd;
+    for (auto& kv : active_) {
+      specs.specs.emplace_back(kv.first, lookup ? lookup_speculation(kv.second.seq, config_) : Speculation{});
+    }
+    if (lookup) stats_->record_backup(Backup::kNgram, active_.size());
     return specs;
   }
   msg.round = specs.round;

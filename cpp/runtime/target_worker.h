@@ -1,7 +1,8 @@
 // target_worker.h: the target side of the engine, the round loop (SSD_SPEC sections 1 and 2.2).
 //
 // Each round: admit new requests (prefill, sample their first token), hand the last round's outcomes
-// to the draft worker and take one speculation per sequence back (none in ar mode), verify all
+// to the draft worker and take one speculation per sequence back (none in ar mode; in draft-free sd,
+// where there is no draft worker, n-gram lookup proposals made here: ngram_proposer.h), verify all
 // sequences in one target forward, and commit: append tokens, apply stop conditions, stream the new
 // tokens as OutputEvents. Errors in the target runner or reported by the draft worker fail the
 // sequences of that round (an error event each, naming the side) and the loop goes on. Logits rows
@@ -94,8 +95,8 @@ class TargetWorker {
   LogitsBackends ops_;  // verification and checks run where the target's logits are
   Stats* stats_;
   Scheduler* scheduler_;
-  Channel<ToDraft>* to_draft_;     // null in ar mode
-  Channel<ToTarget>* from_draft_;  // null in ar mode
+  Channel<ToDraft>* to_draft_;     // null in ar mode and draft-free sd
+  Channel<ToTarget>* from_draft_;  // null in ar mode and draft-free sd
   Channel<OutputEvent>* events_;
   std::vector<int32_t> eos_ids_;
   RowMasker masker_;

@@ -6,7 +6,10 @@ runtime through the public C++ engine (``ssdcore::Engine``: target worker + draf
 a C++ router that files each request's output events). ``generate`` blocks until every request
 finishes; ``stream`` yields text deltas as rounds commit. Each caller waits on its own requests'
 events (``_core.Engine.next``, without the GIL), so any number of caller threads may generate
-concurrently. Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
+concurrently. ``draft="ngram"`` with ``mode="sd"`` is draft-free speculation: no draft model; each
+round proposes up to K tokens by prompt lookup in the sequence's own context (``ngram_n`` down to
+``ngram_min_n`` tokens matched), verified as one-hot proposals, so the output is exactly the target's.
+Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
 requests and re-raises promptly (waits are 100 ms slices).
 
 Lifecycle: ``close()`` fails every pending request, running or still queued, with
@@ -29,7 +32,7 @@ import weakref
 from typing import Iterator, List, Optional, Sequence, Union
 
 from .engine_config import EngineConfig
-from .engine_setup import build_runners, default_spin_wait_us, resolve_config
+from .engine_setup import build_runners, default_spin_wait_us, resolve_config, resolve_draft_free
 from .errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError, request_error
 from .request_output import RequestOutput, RequestTracker
 from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
@@ -50,6 +53,7 @@ class Engine:
         config_fields.setdefault("spin_wait_us", default_spin_wait_us(target_cores, draft_cores))
         self.config = config or resolve_config(mode=mode, K=K, fan_out=fan_out, backup=backup,
                                                saguaro_c=saguaro_c, **config_fields)
+        self.config = resolve_draft_free(self.config, draft)
         setup = build_runners(self.config, target, draft, dtype=dtype, target_device=target_device,
                               draft_device=draft_device, target_threads=target_threads,
                               draft_threads=draft_threads, target_cores=target_cores,
