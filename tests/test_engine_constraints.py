@@ -3,7 +3,7 @@ synthetic path-dependent token masker (no grammar library): token t is allowed a
 generated tokens, then the speculative path) iff (7 t + sum(c) + len(c)) % 3 != 0, and EOS never (this
 grammar never completes, so requests run to max_tokens).
 
-* greedy: ssd under every backup (jit, ngram, none, auto), sd and ar give the same tokens, and every
+* greedy: ssd under every backup (jit, ngram, none, auto), sd, draft-free sd (prompt lookup) and ar give the same tokens, and every
   token is allowed after the ones before it;
 * sampled: the committed tokens follow the masked target distribution (the target's logits with -inf
   at disallowed tokens, then the sampling transform): no disallowed token, a randomized PIT over all
@@ -77,7 +77,8 @@ def follows_rule(tokens) -> bool:
 
 
 def engine_for(pair, masker, **kw):
-    engine = ssdcore.Engine(*pair, K=K, max_batch=64, max_context=64, token_masker=masker, **kw)
+    target, draft = pair[0], kw.pop("draft", pair[1])
+    engine = ssdcore.Engine(target, draft, K=K, max_batch=64, max_context=64, token_masker=masker, **kw)
     masker.forbid = tuple(engine.eos_token_ids)
     return engine
 
@@ -85,6 +86,7 @@ def engine_for(pair, masker, **kw):
 MODES = {
     "ar": dict(mode="ar"),
     "sd": dict(mode="sd"),
+    "sd-prompt-lookup": dict(mode="sd", draft="ngram"),
     "ssd-jit": dict(mode="ssd", backup="jit", fan_out=16),
     "ssd-ngram": dict(mode="ssd", backup="ngram", fan_out=16),
     "ssd-none": dict(mode="ssd", backup="none", fan_out=16),
@@ -162,6 +164,7 @@ def exactness(outputs: np.ndarray, hf_target, forbid) -> dict:
 
 SAMPLED = {
     "sd": dict(mode="sd"),
+    "sd-prompt-lookup": dict(mode="sd", draft="ngram"),
     "ssd-jit": dict(mode="ssd", backup="jit", fan_out=16),
     "ssd-ngram": dict(mode="ssd", backup="ngram", fan_out=16),
     "ssd-none": dict(mode="ssd", backup="none", fan_out=16),
