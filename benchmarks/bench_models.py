@@ -51,14 +51,14 @@ class Ours:
     def __init__(self, path, dtype, prompt, max_k, threads):
         from ssdcore import _core
 
-        from ssdcore.engine.model_runner import _float32_twin, choose_forward
+        from ssdcore.engine.model_runner import choose_forward, float32_twin
 
         self.model = load_model(path, dtype=dtype, with_tokenizer=False).model
         # the engine's choice (engine/model_runner.py): a bfloat16 CPU model runs natively too, as
         # the float32 twin of its weights
         self.native = choose_forward(self.model) == "native"
         if self.native:
-            self.model = _float32_twin(self.model)
+            self.model = float32_twin(self.model)
         self.threads = 1 if self.native else threads  # torch threads while it runs
         if self.native and threads > 1:
             self.model.native_team = _core.ThreadTeam(threads)

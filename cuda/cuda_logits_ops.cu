@@ -63,6 +63,11 @@ __global__ void __launch_bounds__(kThreads)
   cuda_detail::find_bad_request_block(blockIdx.x, logits, vocab, rows, columns, values, sh);
 }
 
+__global__ void __launch_bounds__(kThreads)
+    apply_masks_kernel(float* logits, int32_t vocab, const int64_t* rows, const uint32_t* masks, int32_t words) {
+  cuda_detail::apply_mask_request_block(blockIdx.x, logits, vocab, rows, masks, words);
+}
+
 class CudaLogitsOps final : public LogitsOps {
  public:
   ~CudaLogitsOps() override { release(); }
@@ -72,6 +77,8 @@ class CudaLogitsOps final : public LogitsOps {
   void top_tokens(const Logits& logits, const std::vector<TopRequest>& requests,
                   std::vector<std::vector<int32_t>>* out) override;
   void find_bad(const Logits& logits, const std::vector<int64_t>& rows, std::vector<BadLogit>* out) override;
+  void apply_masks(const Logits& logits, const std::vector<int64_t>& rows, const uint32_t* masks,
+                   int32_t words) override;
 
  private:
   static cudaStream_t stream_of(const Logits& l) { return reinterpret_cast<cudaStream_t>(l.stream); }
@@ -251,6 +258,35 @@ void CudaLogitsOps::find_bad(const Logits& logits, const std::vector<int64_t>& r
   to_host(values.data(), d_values, sizeof(float) * n, stream);
   work.finish();
   for (size_t i = 0; i < n; ++i) (*out)[i] = BadLogit{columns[i], values[i]};
+}
+
+// The masks go to the device on the logits' stream, after the forward queued there; the kernel writes the
+// rows in place before any later op (every op runs on the same stream and synchronizes).
+void CudaLogitsOps::apply_masks(const Logits& logits, const std::vector<int64_t>& rows, const uint32_t* masks,
+                                int32_t words) {
+  const size_t n = rows.size();
+  if (n == 0) return;
+  check_vocab(logits, logits.vocab, "apply_masks");
+  if (words != mask_words(logits.vocab))
+    throw std::invalid_argument("apply_masks: words = " + std::to_string(words) + " for a vocabulary of " +
+                                std::to_string(logits.vocab) + "; allowed: ceil(vocab / 32)");
+  for (int64_t r : rows) check_rows(logits, r, 1, "apply_masks");
+  DeviceScope scope(logits.device_index);
+  enter(scope, logits);
+  SliceLayout layout;
+  const size_t at_rows = layout.take(sizeof(int64_t) * n);
+  const size_t at_masks = layout.take(sizeof(uint32_t) * n * static_cast<size_t>(words));
+  char* buf = reserve(logits, layout.total());
+  auto* d_rows = slice_at<int64_t>(buf, at_rows);
+  auto* d_masks = slice_at<uint32_t>(buf, at_masks);
+  cudaStream_t stream = stream_of(logits);
+  StreamWork work(stream);
+  to_device(d_rows, rows.data(), sizeof(int64_t) * n, stream);
+  to_device(d_masks, masks, sizeof(uint32_t) * n * static_cast<size_t>(words), stream);
+  apply_masks_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+      const_cast<float*>(logits.data), static_cast<int32_t>(logits.vocab), d_rows, d_masks, words);
+  launched("apply_masks kernel");
+  work.finish();
 }
 
 }  // namespace

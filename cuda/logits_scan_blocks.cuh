@@ -1,7 +1,8 @@
-// logits_scan_blocks.cuh: block bodies (256 threads) of the two small scans the workers run on device
-// logits besides verification and sampling: the fork's top-F tokens of a row, and the usability check
-// of a row. Twins of CpuLogitsOps::top_tokens and bad_logit_column (cpp/sampling/cpu_logits_ops.cpp,
-// cpp/core/model_runner.h), with identical results; cpp/tests/sampling/test_kernel_emulation.cpp runs
+// logits_scan_blocks.cuh: block bodies (256 threads) of the small row ops the workers run on device
+// logits besides verification and sampling: the fork's top-F tokens of a row, the usability check of
+// a row, and token masking (structured output: -inf where a row's mask has a 0 bit). Twins of
+// CpuLogitsOps::top_tokens, bad_logit_column and apply_token_mask (cpp/sampling/cpu_logits_ops.cpp,
+// cpp/core/model_runner.h, cpp/core/token_mask.h), with identical results; cpp/tests/sampling/test_kernel_emulation.cpp runs
 // these bodies (the *_request_block ones are the whole kernels) on the CPU and compares. Every function
 // is called by all threads of a block with the same arguments.
 #pragma once
@@ -9,6 +10,7 @@
 #include <cstdint>
 
 #include "block_row_stats.cuh"
+#include "token_mask.h"
 
 namespace ssd {
 namespace cuda_detail {
@@ -69,6 +71,17 @@ __device__ inline void top_tokens_request_block(int64_t q, const float* logits, 
 __device__ inline void find_bad_request_block(int64_t i, const float* logits, int32_t vocab, const int64_t* rows,
                                               int64_t* columns, float* values, BlockShared& sh) {
   find_bad_block(logits + rows[i] * vocab, vocab, columns + i, values + i, sh);
+}
+
+// Block i of the masking kernel: row rows[i] of logits ([*, vocab], written in place) gets -inf at every
+// column whose bit in masks[i * words ..] is 0 (apply_token_mask). No barrier: each thread owns its columns.
+__device__ inline void apply_mask_request_block(int64_t i, float* logits, int32_t vocab, const int64_t* rows,
+                                                const uint32_t* masks, int32_t words) {
+  float* row = logits + rows[i] * vocab;
+  const uint32_t* mask = masks + i * static_cast<int64_t>(words);
+  const float neg_inf = neg_inf_f();
+  for (int32_t c = threadIdx.x; c < vocab; c += kThreads)
+    if (!mask_allows(mask, c)) row[c] = neg_inf;
 }
 
 }  // namespace cuda_detail

@@ -60,15 +60,26 @@ def test_bench_writes_json_and_png(tmp_path: Path):
     out = tmp_path / "bench"
     proc = run_cli("bench", "--no-hf", "--num-prompts", "1", "--max-tokens", "6", "--repeats", "1",
                    "--temperature", "0", "--sd-K", "2", "--ssd-K", "2", "--ssd-fan-out", "2",
-                   "--out", str(out))
+                   "--ngram-K", "3", "--code-edit", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "bench.json").read_text())
     names = list(result["results"])
     assert names[0] == "ar" and any(n.startswith("sd") for n in names) and any(n.startswith("ssd") for n in names)
+    assert "sd ngram K=3" in names and result["results"]["sd ngram K=3"]["backup_use"]["ngram"] > 0
     for row in result["results"].values():  # per-request metrics of the timed runs
         assert row["ttft_ms"] > 0 and row["decode_tokens_per_s"] > 0 and row["decode_vs_sd"] > 0
     assert (out / "bench.png").stat().st_size > 1000
     assert "vs ar" in proc.stdout and "ttft ms" in proc.stdout
+
+
+def test_generate_draft_free_ngram_is_sd_and_refuses_ssd():
+    greedy = ("--max-tokens", "8", "--temperature", "0")
+    ar = run_cli("generate", "def f(x):\n    return x\n\n\ndef g(x):\n", "--mode", "ar", *greedy)
+    lookup = run_cli("generate", "def f(x):\n    return x\n\n\ndef g(x):\n", "--draft", "ngram", "--stats",
+                     *greedy)
+    assert lookup.returncode == 0 and ar.returncode == 0, lookup.stderr + ar.stderr
+    assert lookup.stdout == ar.stdout and "[sd]" in lookup.stderr
+    assert_clean_error(run_cli("generate", "x", "--draft", "ngram", "--mode", "ssd"), "ngram", "allowed")
 
 
 def test_missing_prompt_file():
@@ -139,5 +150,19 @@ def test_pair_names_both_models_and_target_or_draft_override_it(command):
     assert parsed("--pair", "bundled") == (None, None)
     assert parsed("--pair", "smollm2") == ("smollm2", "smollm2-draft")
     assert parsed("--pair", "smollm2", "--draft", "/d") == ("smollm2", "/d")
+    assert parsed("--pair", "smollm2", "--draft", "ngram") == ("smollm2", "ngram")  # draft-free
     with pytest.raises(SystemExit):
         parsed("--pair", "llama")
+
+
+@pytest.mark.parametrize("command", ["generate", "serve"])
+def test_mode_defaults_to_sd_with_draft_ngram(command):
+    from ssdcore.cli import apply_pair, build_parser
+
+    def mode(*extra):
+        args = build_parser().parse_args([command, *extra])
+        apply_pair(args)
+        return args.mode
+
+    assert mode() == "ssd" and mode("--draft", "ngram") == "sd"
+    assert mode("--draft", "ngram", "--mode", "ar") == "ar" and mode("--mode", "sd") == "sd"

@@ -19,13 +19,12 @@ def test_config_mirrors_cpp_struct():
 
 
 def test_sampling_params_mirror_cpp_struct():
-    """The C++ fields, plus the Python-only stop strings; seed None (derived) is C++'s default 0. The
-    Python response_format is C++'s constraint (the key the engine's TokenMasker gives it)."""
+    """The C++ fields, plus the Python-only stop strings and response_format (which the engine turns
+    into a constraint key); seed None (derived) is C++'s default 0."""
     py_fields = {f.name: f for f in dataclasses.fields(SamplingParams)}
-    core_names = [n for n in _core.SamplingParams.field_names() if n != "constraint"]
-    assert set(py_fields) - {"stop", "response_format"} == set(core_names)
+    assert set(py_fields) - {"stop", "response_format"} == set(_core.SamplingParams.field_names())
     core = _core.SamplingParams()
-    for name in core_names:
+    for name in _core.SamplingParams.field_names():
         f = py_fields[name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         got = getattr(core, name)

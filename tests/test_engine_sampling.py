@@ -16,8 +16,9 @@ sampling transform, none of these may reject it (p > 1e-4):
   marginals (sums over the earlier tokens).
 
 Configurations: ssd with cache hits and misses under each backup (jit, ngram, none), ssd with
-Saguaro C = 0.3, and sd. The engine's statistics must show the paths were exercised (hits, misses,
-backup use, rejections; Saguaro raising the hit rate). Negative controls run the same statistics on
+Saguaro C = 0.3, sd, and draft-free sd (prompt lookup: one-hot proposals every round). The engine's
+statistics must show the paths were exercised (hits, misses, backup use, rejections; Saguaro raising
+the hit rate). Negative controls run the same statistics on
 tokens drawn from wrong distributions (the draft's own; the resample-from-p residual bug) and must
 reject them, and on tokens drawn from the target itself and must not. Everything is seeded, so the
 outcome is deterministic.
@@ -173,7 +174,8 @@ SAMPLINGS = (PLAIN, TRUNC)   # request i uses SAMPLINGS[i % 2]: both transforms 
 def run_engine(pair, seed_base: int, **engine_kw):
     params = [SamplingParams(max_tokens=NEW, ignore_eos=True, seed=seed_base + i, **SAMPLINGS[i % 2])
               for i in range(2 * N)]
-    with ssdcore.Engine(*pair, K=K, max_batch=128, max_context=64, **engine_kw) as engine:
+    target, draft = pair[0], engine_kw.pop("draft", pair[1])
+    with ssdcore.Engine(target, draft, K=K, max_batch=128, max_context=64, **engine_kw) as engine:
         outs = engine.generate([PROMPT] * len(params), params)
         s = engine.stats()
     tokens = np.array([o.token_ids for o in outs], dtype=np.int64)
@@ -188,18 +190,22 @@ CASES = {
     "ssd-none": (dict(mode="ssd", backup="none", fan_out=FAN_OUT), "none"),
     "ssd-saguaro": (dict(mode="ssd", backup="jit", fan_out=FAN_OUT, saguaro_c=0.3), "jit"),
     "sd": (dict(mode="sd"), None),
+    # draft-free: every round proposes by n-gram lookup (one-hot q), accepted and rejected
+    "sd-ngram": (dict(mode="sd", draft="ngram"), None),
 }
 _hit_rates: dict = {}
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_sampled_exactness(pair, hf, name):
-    engine_kw, backup = CASES[name]
+    engine_kw, backup = dict(CASES[name][0]), CASES[name][1]
     # Each case its own seeds: with equal seeds ssd (jit) and sd would give the very same tokens.
     tokens, s = run_engine(pair, seed_base=1_000_000 * list(CASES).index(name), **engine_kw)
 
     reached, accepted = sum(s["position_reached"]), sum(s["position_accepted"])
     assert 0 < accepted < 0.8 * reached, f"{name}: want acceptances and rejections: {s}"
+    if name == "sd-ngram":
+        assert s["backup_use"]["ngram"] > 2 * N and s["backup_use"]["jit"] == 0, s["backup_use"]
     if engine_kw["mode"] == "ssd":
         hits, misses = sum(s["cache_hits"]), sum(s["cache_misses"])
         assert hits > 0.2 * (hits + misses) and misses > 0.1 * (hits + misses), \

@@ -70,6 +70,8 @@ def test_sampling_params_compile_once_and_reject_ignore_eos():
     with pytest.raises(ValueError, match="ignore_eos = True is invalid: allowed False with a response_format"):
         SamplingParams(ignore_eos=True, response_format={"type": "json_object"})
     assert json_schema_format(SCHEMA).type == "json_schema"
+    with pytest.raises(ValueError, match="constraint = 3 is invalid: allowed 0 with a response_format"):
+        SamplingParams(constraint=3, response_format={"type": "json_object"})
 
 
 def test_without_llguidance_the_error_names_the_extra():

@@ -357,3 +357,18 @@ def test_cli_serve_arguments():
         with pytest.raises(SystemExit) as info:
             build_parser().parse_args(bad)
         assert info.value.code == 2
+
+
+def test_serve_draft_free_ngram(engine):
+    """`ssdcore serve --draft ngram`: sd by prompt lookup, no draft model; greedy text equals ssd's."""
+    from ssdcore.cli import apply_pair, build_parser
+    from ssdcore.serve.server import create_app
+
+    args = build_parser().parse_args(["serve", "--draft", "ngram", "--K", "3"])
+    apply_pair(args)
+    assert (args.draft, args.mode) == ("ngram", "sd")
+    with ssdcore.Engine(args.target, args.draft, mode=args.mode, K=args.K, max_batch=2) as lookup:
+        assert lookup.draft is None
+        with running(create_app(lookup, MODEL)) as url:
+            assert client_still_serves(engine, url)  # same greedy text as the bundled pair's ssd engine
+        assert lookup.stats()["backup_use"]["ngram"] > 0

@@ -156,6 +156,8 @@ def test_bad_formats_leave_the_engine_usable(engines):
         engine.generate("x", {"response_format": {"type": "regex", "regex": "a(b"}})
     with pytest.raises(ValueError, match="ignore_eos"):
         engine.generate("x", {"response_format": {"type": "json_object"}, "ignore_eos": True})
+    with pytest.raises(ValueError, match="constraint = 5 needs an engine built with a TokenMasker"):
+        engine.generate("x", SamplingParams(constraint=5))  # a raw key: this engine's masker is its own
     out = engine.generate("x = ", SamplingParams(temperature=0, max_tokens=8,
                                                  response_format={"type": "regex", "regex": "[0-9]+"}))
     assert re.fullmatch("[0-9]+", out[0].text)

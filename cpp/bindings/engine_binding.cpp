@@ -19,6 +19,7 @@
 #include "cpu_model_runner.h"
 #include "public_api.h"
 #include "py_model_runner.h"
+#include "py_token_masker.h"
 #include "ssdcore/ssdcore.h"
 
 namespace ssd_bindings {
@@ -32,10 +33,12 @@ using ssdcore::SamplingParams;
 struct PyEngine {
   py::object py_target, py_draft;  // the Python runners: they own the tensors native runners borrow
   std::shared_ptr<ssdcore::ModelRunner> target, draft;
+  std::shared_ptr<ssdcore::TokenMasker> masker;  // null: constrained requests are rejected
   std::unique_ptr<ssdcore::Engine> engine;
   ~PyEngine() {
     py::gil_scoped_release release;
     engine.reset();
+    masker.reset();
   }
 };
 
@@ -121,21 +124,24 @@ void bind_engine(py::module_& m) {
   py::class_<PyEngine>(m, "Engine", "ssdcore::Engine over Python runners; use ssdcore.Engine.")
       .def(py::init([](const EngineConfig& config, py::object target, py::object draft,
                        std::vector<int32_t> eos_ids, std::vector<int> router_cores, py::object target_native,
-                       py::object draft_native) {
+                       py::object draft_native, py::object token_masker) {
              auto e = std::make_unique<PyEngine>();
              e->py_target = target, e->py_draft = draft;
              e->target = runner_for(target, target_native, "target");
              if (!draft.is_none()) e->draft = runner_for(draft, draft_native, "draft");
+             if (!token_masker.is_none()) e->masker = std::make_shared<PyTokenMasker>(token_masker);
              py::gil_scoped_release release;
              e->engine = ssdcore::detail::EngineBuilder::make(config, e->target.get(), e->draft.get(),
-                                                              std::move(eos_ids), std::move(router_cores));
+                                                              std::move(eos_ids), std::move(router_cores), e->masker);
              return e;
            }),
            py::arg("config"), py::arg("target"), py::arg("draft"), py::arg("eos_ids"), py::arg("router_cores"),
            py::arg("target_native") = py::none(), py::arg("draft_native") = py::none(),
+           py::arg("token_masker") = py::none(),
            "The engine over the Python runners `target` and `draft` (None: no draft). `*_native` is the "
            "runner's CpuModelRunner (ModelRunner.native_runner()) to call instead of the Python runner, "
-           "or None.")
+           "or None. `token_masker`: None, or an object with fill_masks(side, rows, masks_ptr, words) "
+           "(cpp/bindings/py_token_masker.h) that constrains requests with SamplingParams.constraint > 0.")
       .def("submit",
            [](PyEngine& e, std::vector<int32_t> prompt, const SamplingParams& p, bool every_round) {
              return e.engine->submit(std::move(prompt), p,

@@ -6,6 +6,10 @@
 // and hands back only small host results (token ids, accept lengths, bad columns). The workers pick
 // the LogitsOps from Logits::device through LogitsBackends and never copy a row.
 //
+// Masking (structured output, ssdcore/token_masker.h): apply_masks writes -inf into rows of a Logits
+// in place, the one op that writes; the runtime calls it right after the forward, before any other op
+// reads those rows (ssdcore/model_runner.h lets it write there until the runner's next forward).
+//
 // Memory: every row pointer given to an op (the Logits' data, VerifyBatch::draft_rows entries) is
 // memory of the Logits' device; every other array (draft tokens, parameters, fan-out, the draft_rows
 // array itself, all outputs) is host memory. Results are complete when an op returns.
@@ -46,6 +50,11 @@ class LogitsOps {
                           std::vector<std::vector<int32_t>>* out) = 0;
   // (*out)[i] = the usability of row rows[i] (BadLogit; column -1 = usable).
   virtual void find_bad(const Logits& logits, const std::vector<int64_t>& rows, std::vector<BadLogit>* out) = 0;
+  // For each i, sets row rows[i] of `logits` to -inf wherever masks[i * words ..] (host memory, the
+  // layout of token_mask.h, words = ceil(vocab / 32)) has a 0 bit: apply_token_mask on every row. The
+  // storage must be writable (the runner's, between its forwards).
+  virtual void apply_masks(const Logits& logits, const std::vector<int64_t>& rows, const uint32_t* masks,
+                           int32_t words) = 0;
 };
 
 // The LogitsOps for each device kind one worker may meet.

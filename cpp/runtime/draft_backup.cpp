@@ -71,12 +71,7 @@ void DraftWorker::draft_jit(const std::vector<DraftSequence*>& seqs, std::vector
 }
 
 Speculation DraftWorker::draft_ngram(const DraftSequence& seq) const {
-  Speculation spec;
-  spec.source = SpecSource::kNgram;
-  spec.onehot = true;
-  spec.tokens = ngram_propose(seq.tokens, config_.ngram_n, proposal_budget(seq, 0));
-  spec.saguaro_f.assign(spec.tokens.size(), 0);
-  return spec;
+  return ngram_speculation(seq.tokens, config_, proposal_budget(seq, 0));
 }
 
 }  // namespace ssd

@@ -21,16 +21,23 @@ void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_w
     req.extra_width = extra_width;
     std::vector<DraftDraw> draws;
     std::vector<Decoding*> owner;
+    masker_.clear();
     for (Decoding& d : decodings) {
       if (t >= d.length) continue;
       const int32_t row = static_cast<int32_t>(draws.size());
       rows(d, t, row, &req);
+      if (d.seq->params.constraint > 0) {  // path: path0, the fork token, the tokens drawn so far
+        mask_row(*d.seq, row, d.path0, d.n_path0);
+        if (d.fork_token >= 0) masker_.extend_path(&d.fork_token, 1);
+        masker_.extend_path(d.spec->tokens.data(), t);
+      }
       const int32_t f = t < static_cast<int32_t>(d.plan->size()) ? (*d.plan)[t] : 0;
       draws.push_back({row, &d.seq->params, d.pos0 + t + 1, f});
       owner.push_back(&d);
     }
     req.out_rows = static_cast<int32_t>(draws.size());
     Logits logits = req.run(*runner_, "draft");
+    masker_.apply(ops_.on(logits), logits);  // constrained rows, before they are drawn from
     std::vector<int32_t> toks = draw(logits, draws);
     for (size_t i = 0; i < owner.size(); ++i) {
       Speculation& spec = *owner[i]->spec;
@@ -39,6 +46,14 @@ void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_w
       if (!spec.greedy) spec.q.push_back(LogitsRow{logits, draws[i].row});  // a handle, not a copy
     }
   }
+}
+
+// Records output row `out_row` of constrained sequence s for masker_, following s's generated tokens
+// (after its prompt) and path[0, n_path); extend_path() may add to the path.
+void DraftWorker::mask_row(const DraftSequence& s, int64_t out_row, const int32_t* path, int32_t n_path) {
+  masker_.add(s.id, 0, out_row, s.params.constraint, s.tokens.data() + s.prompt_len,
+              static_cast<int32_t>(s.tokens.size()) - s.prompt_len);
+  masker_.extend_path(path, n_path);
 }
 
 // Samples one token per draw with the request's sampling parameters and Saguaro (C, F): exactly the

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "draft_worker.h"
+#include "token_mask.h"
 
 namespace ssd {
 
@@ -27,6 +28,7 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
   ForwardBatchBuilder req;
   int32_t out_rows = 0;
   row0->clear();
+  masker_.clear();
   for (DraftSequence* s : seqs) {
     int32_t pending = static_cast<int32_t>(s->tokens.size()) - 1;
     s->kv.resize(std::min<size_t>(s->kv.size(), pending));
@@ -42,9 +44,14 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
       req.add_row(s->current.tokens[i], pos, s->lane, pos, out_rows++);
       s->kv.push_back(s->current.tokens[i]);
     }
+    if (s->params.constraint <= 0) continue;
+    for (int32_t j = 0; j <= static_cast<int32_t>(s->current.tokens.size()); ++j) {  // g_j follows s_1..s_j
+      mask_row(*s, row0->back() + j, s->current.tokens.data(), j);
+    }
   }
   req.out_rows = out_rows;
   Logits glue = req.run(*runner_, "draft");
+  masker_.apply(ops_.on(glue), glue);  // constrained rows, before the fork ranks them
   std::vector<int64_t> rows, positions;  // the fork ranks these rows: they must be usable
   for (size_t b = 0; b < seqs.size(); ++b) {
     const int32_t pending = static_cast<int32_t>(seqs[b]->tokens.size()) - 1;
@@ -55,8 +62,12 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
   return glue;
 }
 
+// The branches (j, c): c among the top-F_j tokens of g_j, except tokens a constrained row's mask
+// forbids (they rank last, at -inf, and only come up when fewer than F_j are allowed: the target could
+// never sample them, so their branches would be wasted).
 static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs, const Logits& glue,
-                                         const std::vector<int32_t>& row0, int32_t K, LogitsOps& ops) {
+                                         const std::vector<int32_t>& row0, int32_t K, LogitsOps& ops,
+                                         const RowMasker& masker) {
   std::vector<TopRequest> requests;  // (b, j) in order: the top-F_j tokens of g_j
   for (size_t b = 0; b < seqs.size(); ++b) {
     const DraftSequence* s = seqs[b];
@@ -77,7 +88,9 @@ static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs
     const int32_t n = static_cast<int32_t>(s->current.tokens.size());
     int32_t local = 0;
     for (int32_t j = 0; j <= n; ++j) {
+      const uint32_t* mask = s->params.constraint > 0 ? masker.mask_at(row0[b] + j) : nullptr;
       for (int32_t c : tops[q++]) {
+        if (mask != nullptr && !mask_allows(mask, c)) continue;
         Branch br;
         br.seq = s;
         br.j = j;
@@ -97,11 +110,12 @@ void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Log
                               const std::vector<int32_t>& row0) {
   ScopedTimer timer(stats_, Phase::kDraftTree);
   const int32_t K = config_.K;
-  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K, ops_.on(glue));
+  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K, ops_.on(glue), masker_);  // glue's masks
   std::vector<Decoding> decodings(branches.size());
   for (size_t i = 0; i < branches.size(); ++i) {
     Branch& br = branches[i];
-    decodings[i] = Decoding{br.seq, &br.spec, proposal_budget(*br.seq, br.j + 1), br.first_pos, &br.seq->plan, i};
+    decodings[i] = Decoding{br.seq, &br.spec, proposal_budget(*br.seq, br.j + 1), br.first_pos, &br.seq->plan, i,
+                            br.seq->current.tokens.data(), br.j, br.c};
   }
   const int32_t width = 2 * K + 1;
   const int32_t max_context = config_.max_context;

@@ -10,11 +10,13 @@
 namespace ssd {
 
 DraftWorker::DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
-                         Channel<ToDraft>* inbox, Channel<ToTarget>* outbox, LogitsBackends ops)
+                         Channel<ToDraft>* inbox, Channel<ToTarget>* outbox, LogitsBackends ops,
+                         std::shared_ptr<TokenMasker> masker)
     : config_(config),
       runner_(runner),
       ops_(std::move(ops)),
       stats_(stats),
+      masker_(std::move(masker), 1, stats, Phase::kDraftMask),
       inbox_(inbox),
       outbox_(outbox),
       cache_(config.K),
@@ -44,6 +46,8 @@ void DraftWorker::handle(ToDraft& msg) {
     }
   } catch (const NonFiniteLogits& e) {
     fail(msg, std::string("draft ") + e.what(), ErrorKind::kNonFinite);
+  } catch (const TokenMaskerError& e) {
+    fail(msg, std::string("draft ") + e.what(), ErrorKind::kModelRunner);
   } catch (const std::exception& e) {
     fail(msg, std::string("draft model runner failed: ") + e.what(), ErrorKind::kModelRunner);
   }
@@ -138,6 +142,7 @@ void DraftWorker::apply(const ToDraft& msg) {
     s.kv = std::move(kv);
     s.id = join.seq_id;
     s.lane = join.lane;
+    s.prompt_len = join.prompt_len;
     s.tokens = join.tokens;
     s.params = join.params;
     s.max_tokens_left = join.params.max_tokens - 1;

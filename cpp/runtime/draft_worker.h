@@ -19,6 +19,12 @@
 // message at hand, else (a warm-up prefill, a pre-speculation after the reply went out) in the next
 // reply, which serves the sequences that joined since as usual.
 //
+// Structured output: every draft forward whose rows are sampled or ranked (jit steps, glue, tree steps)
+// masks the rows of constrained sequences in place right after it runs (RowMasker): glue row j follows
+// s_1..s_j, branch (j, c) at step t follows s_1..s_j, c and its own first t tokens. A row whose mask
+// allows nothing stays unmasked (the target rejects what it forbids); a masker that throws is a draft
+// failure. n-gram proposals are one-hot: nothing to mask.
+//
 // Backup `auto` (BackupChooser) and geometric fan-out (FanOutPlanner) learn from what the worker sees
 // each round: the outcomes the target reports with its verification time, and the worker's own
 // pre-speculation and backup times; never from Stats, which a user may reset.
@@ -43,6 +49,7 @@
 #include "logits_ops.h"
 #include "messages.h"
 #include "model_runner.h"
+#include "row_masker.h"
 #include "speculation_cache.h"
 #include "stats.h"
 
@@ -51,6 +58,7 @@ namespace ssd {
 struct DraftSequence {
   int64_t id = -1;
   int32_t lane = -1;
+  int32_t prompt_len = 0;       // tokens[0, prompt_len) are the prompt
   std::vector<int32_t> tokens;  // decided tokens; tokens.back() is the pending token r
   std::vector<int32_t> kv;      // tokens whose KV is in context slots [0, kv.size())
   SamplingParams params;
@@ -70,7 +78,9 @@ struct DraftDraw {
 
 // One speculation drafted by DraftWorker::decode_steps: `length` tokens appended to *spec for *seq;
 // the token drawn at step t sits at logical position pos0 + t + 1 and is sampled with Saguaro
-// F = (*plan)[t] (0 past the plan). tag is the caller's (the tree's branch index).
+// F = (*plan)[t] (0 past the plan). tag is the caller's (the tree's branch index). The speculative
+// path before the decoding's own tokens, for masking, is path0[0, n_path0) then fork_token if >= 0
+// (a tree branch (j, c): s_1..s_j, c; jit: none).
 struct Decoding {
   DraftSequence* seq = nullptr;
   Speculation* spec = nullptr;
@@ -78,6 +88,9 @@ struct Decoding {
   int32_t pos0 = 0;
   const std::vector<int32_t>* plan = nullptr;
   size_t tag = 0;
+  const int32_t* path0 = nullptr;
+  int32_t n_path0 = 0;
+  int32_t fork_token = -1;
 };
 
 // Adds decoding d's forward rows for step t to req; the last one asks for logits row out_row.
@@ -86,7 +99,8 @@ using StepRows = std::function<void(Decoding& d, int32_t t, int32_t out_row, For
 class DraftWorker {
  public:
   DraftWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
-              Channel<ToDraft>* inbox, Channel<ToTarget>* outbox, LogitsBackends ops);
+              Channel<ToDraft>* inbox, Channel<ToTarget>* outbox, LogitsBackends ops,
+              std::shared_ptr<TokenMasker> masker = nullptr);
   ~DraftWorker();
   // Starts the thread and waits for on_worker_start(); returns its error ("" = started). After an
   // error the thread has ended.
@@ -115,6 +129,7 @@ class DraftWorker {
   // The draft step loop and its sampler (draft_decode.cpp).
   void decode_steps(std::vector<Decoding>& decodings, int32_t extra_width, const StepRows& rows);
   std::vector<int32_t> draw(const Logits& logits, const std::vector<DraftDraw>& draws) const;
+  void mask_row(const DraftSequence& s, int64_t out_row, const int32_t* path, int32_t n_path);
 
   // Tree pre-speculation pieces (draft_tree.cpp).
   Logits glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0);
@@ -125,6 +140,7 @@ class DraftWorker {
   ModelRunner* runner_;
   LogitsBackends ops_;  // sampling, fork and checks run where the draft's logits are
   Stats* stats_;
+  RowMasker masker_;    // constrained rows of the forward at hand
   Channel<ToDraft>* inbox_;
   Channel<ToTarget>* outbox_;
   SpeculationCache cache_;

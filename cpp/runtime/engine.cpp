@@ -17,18 +17,24 @@ ChannelSpin worker_spin(const EngineConfig& config) {
 }  // namespace
 
 Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-               std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends)
+               std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends,
+               std::shared_ptr<TokenMasker> masker)
     : config_(config),
+      has_masker_(masker != nullptr),
       stats_(config.K),
       to_draft_(16, worker_spin(config)),
       from_draft_(16, worker_spin(config)),
       events_(1 << 16) {
   config_.validate();
   if (target == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
-  bool needs_draft = mode_of(config_) != Mode::kAr;
+  // Draft-free sd (null draft, backup ngram): no draft worker; the target worker proposes by n-gram
+  // lookup on its own thread (target_worker.h), which saves two thread hops per round.
+  const bool draft_free = mode_of(config_) == Mode::kSd && backup_of(config_) == Backup::kNgram;
+  const bool needs_draft = mode_of(config_) != Mode::kAr && !(draft_free && draft == nullptr);
   if (needs_draft && draft == nullptr) {
-    throw std::invalid_argument("EngineConfig.mode = \"" + config_.mode +
-                                "\" needs a draft model; allowed without one: \"ar\"");
+    throw std::invalid_argument("EngineConfig.mode = \"" + config_.mode + "\" with backup = \"" +
+                                config_.backup + "\" needs a draft model; allowed without one: mode " +
+                                "\"ar\", or mode \"sd\" with backup \"ngram\" (draft-free prompt lookup)");
   }
   vocab_ = target->vocab_size();
   if (needs_draft && draft->vocab_size() != vocab_) {
@@ -37,14 +43,15 @@ Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* dra
                                 "; both models must produce logits over the same vocabulary");
   }
   if (needs_draft) {
-    draft_ = std::make_unique<DraftWorker>(config_, draft, &stats_, &to_draft_, &from_draft_, backends());
+    draft_ = std::make_unique<DraftWorker>(config_, draft, &stats_, &to_draft_, &from_draft_, backends(),
+                                           masker);
     const std::string error = draft_->start();  // its thread has ended on an error
     if (!error.empty()) throw std::runtime_error(error);
   }
   target_ = std::make_unique<TargetWorker>(config_, target, &stats_, &scheduler_,
                                            needs_draft ? &to_draft_ : nullptr,
                                            needs_draft ? &from_draft_ : nullptr, &events_,
-                                           std::move(eos_ids), backends());
+                                           std::move(eos_ids), backends(), std::move(masker));
   const std::string error = target_->start();
   if (!error.empty()) {  // stop the draft worker before the members it uses go away
     to_draft_.close();
@@ -65,6 +72,11 @@ void Engine::check_request(const std::vector<int32_t>& prompt, const SamplingPar
     }
   }
   p.validate();
+  if (p.constraint > 0 && !has_masker_) {
+    throw std::invalid_argument("SamplingParams.constraint = " + std::to_string(p.constraint) +
+                                " needs an engine built with a TokenMasker; this one has none: allowed 0 "
+                                "(unconstrained)");
+  }
   int64_t need = static_cast<int64_t>(prompt.size()) + p.max_tokens;
   if (need > config_.max_context) {
     throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens + max_tokens " +

@@ -1,13 +1,15 @@
-// engine.h: the SSD engine: one target worker, one draft worker (sd and ssd modes), the channels
-// between them, the scheduler and the stats. The C++ entry point used by the Python bindings and by
-// native applications.
+// engine.h: the SSD engine: one target worker, one draft worker (sd and ssd modes; none in
+// draft-free sd), the channels between them, the scheduler and the stats. The C++ entry point used by
+// the Python bindings and by native applications.
 //
 // Lifecycle: construct with a validated EngineConfig and the runners (the draft runner may be null
-// only in ar mode), submit requests from any thread, poll output events from one consumer thread at a
-// time, close() (idempotent; the destructor calls it) stops the workers and joins them. Requests still
-// running or queued at close finish with an error event (ErrorKind::kClosed). Runners must outlive
-// the Engine. The constructor throws std::runtime_error when a worker cannot start (its runner's
-// on_worker_start() failed, e.g. pinning), after stopping whatever it had started.
+// in ar mode, and in sd mode with backup "ngram": draft-free speculation, where no draft worker runs
+// and the target worker proposes each round by n-gram lookup itself), submit requests from any
+// thread, poll output events from one consumer thread at a time, close() (idempotent; the
+// destructor calls it) stops the workers and joins them. Requests still running or queued at close
+// finish with an error event (ErrorKind::kClosed). Runners must outlive the Engine. The constructor
+// throws std::runtime_error when a worker cannot start (its runner's on_worker_start() failed, e.g.
+// pinning), after stopping whatever it had started.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -30,14 +32,18 @@ namespace ssd {
 class Engine {
  public:
   // backends: called once per worker, for the LogitsOps that run where each side's logits live.
+  // masker: the TokenMasker of constrained requests (SamplingParams::constraint > 0), or null (then
+  // such requests are rejected); shared by both workers, which call it with their own side.
   Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-         std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends = built_in_logits_backends);
+         std::vector<int32_t> eos_ids, const LogitsBackendsFactory& backends = built_in_logits_backends,
+         std::shared_ptr<TokenMasker> masker = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
   // Any thread. Throws std::invalid_argument for an empty prompt, a token outside the vocabulary,
-  // invalid sampling parameters, or prompt + max_tokens beyond max_context.
+  // invalid sampling parameters, a constraint without a TokenMasker, or prompt + max_tokens beyond
+  // max_context.
   int64_t submit(std::vector<int32_t> prompt, const SamplingParams& params, bool stream = true);
   void cancel(int64_t id);
   // One consumer at a time (serialised by a mutex). kTimeout when nothing arrived in time.
@@ -52,6 +58,7 @@ class Engine {
 
   EngineConfig config_;
   int64_t vocab_ = 0;
+  bool has_masker_ = false;
   Stats stats_;
   Scheduler scheduler_;
   Channel<ToDraft> to_draft_;

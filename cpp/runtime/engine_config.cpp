@@ -145,6 +145,7 @@ void EngineConfig::validate() const {
   check_range("max_batch", max_batch, 1, kMaxBatch);
   check_range("max_context", max_context, kMinContext, kMaxContext);
   check_range("ngram_n", ngram_n, 1, kMaxNgramN);
+  check_range("ngram_min_n", ngram_min_n, 1, ngram_n);
   // seed: every uint64 value is valid.
   check_min("stats_window", stats_window, 1);
   check_range("spin_wait_us", spin_wait_us, 0, kMaxSpinWaitUs);

@@ -32,6 +32,7 @@ using RequestMetrics = ssdcore::RequestMetrics;
 struct DraftJoin {
   int64_t seq_id = -1;
   int32_t lane = -1;
+  int32_t prompt_len = 0;       // tokens[0, prompt_len) are the prompt (the rest were generated)
   std::vector<int32_t> tokens;  // prompt + the first pending token
   SamplingParams params;
 };

@@ -21,7 +21,8 @@ namespace detail {
 // router pinned to `router_cores` (empty: anywhere).
 struct EngineBuilder {
   static std::unique_ptr<Engine> make(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-                                      std::vector<std::int32_t> eos_ids, std::vector<int> router_cores);
+                                      std::vector<std::int32_t> eos_ids, std::vector<int> router_cores,
+                                      std::shared_ptr<TokenMasker> token_masker = nullptr);
 };
 
 }  // namespace detail

@@ -31,7 +31,7 @@ class Engine::Impl {
  public:
   // The router thread runs on `router_cores` (empty: anywhere).
   Impl(const EngineConfig& config, ModelRunner* target, ModelRunner* draft, std::vector<int32_t> eos,
-       std::vector<int> router_cores);
+       std::vector<int> router_cores, std::shared_ptr<TokenMasker> masker);
   ~Impl() { close(); }
 
   RequestId submit(std::vector<int32_t> prompt, const SamplingParams& params, Delivery delivery);
@@ -77,9 +77,10 @@ class Engine::Impl {
 };
 
 Engine::Impl::Impl(const EngineConfig& config, ModelRunner* target, ModelRunner* draft, std::vector<int32_t> eos,
-                   std::vector<int> router_cores) {
+                   std::vector<int> router_cores, std::shared_ptr<TokenMasker> masker) {
   if (target == nullptr) throw std::invalid_argument("Engine: the target model runner is required");
-  engine_ = std::make_unique<ssd::Engine>(config, target, draft, std::move(eos));
+  engine_ = std::make_unique<ssd::Engine>(config, target, draft, std::move(eos), ssd::built_in_logits_backends,
+                                          std::move(masker));
   config_ = config;
   vocab_ = target->vocab_size();
   pump_ = std::thread([this, cores = std::move(router_cores)] {
@@ -286,8 +287,9 @@ void Engine::Impl::close() {
 // ---- the facade ----------------------------------------------------------------------------------
 
 Engine::Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-               std::vector<int32_t> eos_ids)
-    : impl_(std::make_unique<Impl>(config, target, draft, std::move(eos_ids), std::vector<int>{})) {}
+               std::vector<int32_t> eos_ids, std::shared_ptr<TokenMasker> token_masker)
+    : impl_(std::make_unique<Impl>(config, target, draft, std::move(eos_ids), std::vector<int>{},
+                                   std::move(token_masker))) {}
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
@@ -314,8 +316,10 @@ void Engine::close() { impl_->close(); }
 
 std::unique_ptr<Engine> detail::EngineBuilder::make(const EngineConfig& config, ModelRunner* target,
                                                     ModelRunner* draft, std::vector<int32_t> eos_ids,
-                                                    std::vector<int> router_cores) {
-  auto impl = std::make_unique<Engine::Impl>(config, target, draft, std::move(eos_ids), std::move(router_cores));
+                                                    std::vector<int> router_cores,
+                                                    std::shared_ptr<TokenMasker> token_masker) {
+  auto impl = std::make_unique<Engine::Impl>(config, target, draft, std::move(eos_ids), std::move(router_cores),
+                                             std::move(token_masker));
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 

@@ -163,6 +163,8 @@ const char* to_string(Phase p) noexcept {
     case Phase::kDraftJit: return "draft_jit";
     case Phase::kWaitForDraft: return "wait_for_draft";
     case Phase::kDraftPrespeculate: return "draft_prespeculate";
+    case Phase::kTargetMask: return "target_mask";
+    case Phase::kDraftMask: return "draft_mask";
   }
   return "?";
 }

@@ -69,6 +69,7 @@ void point_at_rows(const Logits& target, const Speculation& spec, size_t b, Veri
 void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
   ForwardBatchBuilder req;
   VerifyInputs in;
+  masker_.clear();
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& r = requests[i];
     int32_t lane = free_lanes_.back();
@@ -85,6 +86,7 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
     a.submit_ns = r.submit_ns;
     a.stream = r.stream;
     a.metrics.prompt_tokens = n;
+    if (r.params.constraint > 0) masker_.add(r.id, 0, static_cast<int64_t>(i), r.params.constraint, nullptr, 0);
   }
   req.out_rows = static_cast<int32_t>(requests.size());
   warm_draft(requests);
@@ -95,6 +97,7 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
     for (const Request& r : requests) pending_.leaves.push_back(r.id);  // not yet told to the draft
     throw;
   }
+  mask(logits);  // constrained rows, before anything reads them
   LogitsOps& ops = ops_.on(logits);
   std::vector<int64_t> accept, next;
   run_verify(ops, logits, in, &accept, &next);
@@ -105,7 +108,8 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
   for (size_t i = 0; i < requests.size(); ++i) {
     ActiveSequence& a = active_[requests[i].id];
     const bool warmed = to_draft_ != nullptr;  // the draft knows it from the warm-up
-    if (fail_non_finite(logits, &bad[i], 1, a.seq.id, a.seq.prompt_len)) {
+    if (fail_non_finite(logits, &bad[i], 1, a.seq.id, a.seq.prompt_len) ||
+        fail_mask(a.seq.id, 0, a.seq.prompt_len)) {
       if (warmed) msg->leaves.push_back(requests[i].id);
       continue;
     }
@@ -117,7 +121,7 @@ void TargetWorker::prefill(std::vector<Request>& requests, ToDraft* msg) {
       if (warmed) msg->leaves.push_back(a.seq.id);
       continue;
     }
-    msg->joins.push_back(DraftJoin{a.seq.id, a.seq.lane, a.seq.tokens, a.seq.params});
+    msg->joins.push_back(DraftJoin{a.seq.id, a.seq.lane, a.seq.prompt_len, a.seq.tokens, a.seq.params});
   }
 }
 
@@ -128,7 +132,7 @@ void TargetWorker::warm_draft(const std::vector<Request>& requests) {
   warm.warm_only = true;
   for (const Request& r : requests) {
     const ActiveSequence& a = active_.at(r.id);
-    warm.joins.push_back(DraftJoin{a.seq.id, a.seq.lane, a.seq.tokens, a.seq.params});
+    warm.joins.push_back(DraftJoin{a.seq.id, a.seq.lane, a.seq.prompt_len, a.seq.tokens, a.seq.params});
   }
   stats_->add_worker_bytes(wire_bytes(warm));
   to_draft_->push(std::move(warm));  // a closed channel fails the next exchange instead
@@ -137,6 +141,7 @@ void TargetWorker::warm_draft(const std::vector<Request>& requests) {
 Logits TargetWorker::verify_forward(const ToTarget& specs) {
   ForwardBatchBuilder req;
   const int32_t rows = config_.K + 1;
+  masker_.clear();
   for (size_t b = 0; b < specs.specs.size(); ++b) {
     const Sequence& s = active_.at(specs.specs[b].first).seq;
     const Speculation& spec = specs.specs[b].second;
@@ -147,10 +152,17 @@ Logits TargetWorker::verify_forward(const ToTarget& specs) {
       int32_t pos = L + 1 + static_cast<int32_t>(i);
       req.add_row(spec.tokens[i], pos, s.lane, pos, out0 + 1 + static_cast<int32_t>(i));
     }
+    if (s.params.constraint <= 0) continue;
+    for (int32_t i = 0; i <= static_cast<int32_t>(spec.tokens.size()); ++i) {  // row i follows s_1..s_i
+      masker_.add(s.id, i, out0 + i, s.params.constraint, s.tokens.data() + s.prompt_len, s.generated());
+      masker_.extend_path(spec.tokens.data(), i);
+    }
   }
   req.out_rows = static_cast<int32_t>(specs.specs.size()) * rows;
   last_verify_[0] = now_ns();
-  return req.run(*runner_, "target");
+  Logits logits = req.run(*runner_, "target");
+  mask(logits);  // constrained rows, before verification reads them
+  return logits;
 }
 
 void TargetWorker::decide(const Logits& logits, const ToTarget& specs, ToDraft* next_msg) {
@@ -194,11 +206,12 @@ void TargetWorker::decide(const Logits& logits, const ToTarget& specs, ToDraft* 
     ActiveSequence& a = active_.at(specs.specs[b].first);
     const Speculation& spec = specs.specs[b].second;
     const int32_t used_rows = static_cast<int32_t>(spec.tokens.size()) + 1;
-    if (fail_non_finite(logits, &bad[row0[b]], used_rows, a.seq.id, a.seq.pending_position() + 1)) {
+    int32_t k = static_cast<int32_t>(accept[b]);
+    if (fail_non_finite(logits, &bad[row0[b]], used_rows, a.seq.id, a.seq.pending_position() + 1) ||
+        fail_mask(a.seq.id, k, a.seq.pending_position() + 1)) {
       next_msg->leaves.push_back(specs.specs[b].first);
       continue;
     }
-    int32_t k = static_cast<int32_t>(accept[b]);
     std::vector<int32_t> decided(spec.tokens.begin(), spec.tokens.begin() + k);
     decided.push_back(static_cast<int32_t>(next[b]));
     stats_->record_accept(k, static_cast<int32_t>(spec.tokens.size()), spec.source);

@@ -1,6 +1,7 @@
 // target_worker.cpp: the target worker's thread and round loop; see target_worker.h.
 #include "target_worker.h"
 
+#include "ngram_proposer.h"
 #include "worker_thread.h"
 
 #include <algorithm>
@@ -13,7 +14,8 @@ namespace ssd {
 TargetWorker::TargetWorker(const EngineConfig& config, ModelRunner* runner, Stats* stats,
                            Scheduler* scheduler, Channel<ToDraft>* to_draft,
                            Channel<ToTarget>* from_draft, Channel<OutputEvent>* events,
-                           std::vector<int32_t> eos_ids, LogitsBackends ops)
+                           std::vector<int32_t> eos_ids, LogitsBackends ops,
+                           std::shared_ptr<TokenMasker> masker)
     : config_(config),
       runner_(runner),
       ops_(std::move(ops)),
@@ -22,7 +24,8 @@ TargetWorker::TargetWorker(const EngineConfig& config, ModelRunner* runner, Stat
       to_draft_(to_draft),
       from_draft_(from_draft),
       events_(events),
-      eos_ids_(std::move(eos_ids)) {
+      eos_ids_(std::move(eos_ids)),
+      masker_(std::move(masker), 0, stats, Phase::kTargetMask) {
   for (int32_t lane = config.max_batch - 1; lane >= 0; --lane) free_lanes_.push_back(lane);
 }
 
@@ -94,11 +97,23 @@ void TargetWorker::admit(ToDraft* msg) {
   if (!keep.empty()) prefill(keep, msg);
 }
 
+// Draft-free sd: up to K one-hot proposals by n-gram lookup in the sequence's own tokens, no more than
+// the context and max_tokens leave room for (a round decides accepted + 1 tokens).
+static Speculation lookup_speculation(const Sequence& s, const EngineConfig& config) {
+  const int32_t by_context = config.max_context - 1 - s.pending_position();
+  const int32_t by_length = s.params.max_tokens - s.generated() - 1;
+  return ngram_speculation(s.tokens, config, std::max(0, std::min({config.K, by_context, by_length})));
+}
+
 ToTarget TargetWorker::exchange(ToDraft msg) {
   ToTarget specs;
   specs.round = ++round_;
-  if (to_draft_ == nullptr) {  // ar mode: nothing is ever proposed
-    for (auto& kv : active_) specs.specs.emplace_back(kv.first, Speculation{});
+  if (to_draft_ == nullptr) {  // no draft worker: ar proposes nothing, draft-free sd looks up n-grams
+    const bool lookup = mode_of(config_) == Mode::kSd;
+    for (auto& kv : active_) {
+      specs.specs.emplace_back(kv.first, lookup ? lookup_speculation(kv.second.seq, config_) : Speculation{});
+    }
+    if (lookup) stats_->record_backup(Backup::kNgram, active_.size());
     return specs;
   }
   msg.round = specs.round;
@@ -169,6 +184,39 @@ bool TargetWorker::fail_non_finite(const Logits& logits, const BadLogit* bad, in
     return true;
   }
   return false;
+}
+
+// Masks the constrained rows recorded in masker_ (see target_worker.h); records what failed, per
+// sequence, in mask_failures_ for fail_mask().
+void TargetWorker::mask(const Logits& logits) {
+  mask_failures_.clear();
+  if (masker_.empty()) return;
+  try {
+    masker_.apply(ops_.on(logits), logits);
+  } catch (const TokenMaskerError& e) {
+    for (const RowMasker::Row& r : masker_.rows()) mask_failures_[r.tag] = MaskFailure{-1, std::string("target ") + e.what()};
+    return;
+  }
+  for (const RowMasker::Row& r : masker_.rows()) {
+    if (!r.none_allowed) continue;
+    auto it = mask_failures_.find(r.tag);
+    if (it == mask_failures_.end() || r.local < it->second.local) mask_failures_[r.tag] = MaskFailure{r.local, ""};
+  }
+}
+
+// Fails sequence `id` when the last forward's masking failed for it in a row it used: the masker threw,
+// or a row at index <= `accepted` (row 0 predicts `position`) allowed no token.
+bool TargetWorker::fail_mask(int64_t id, int32_t accepted, int32_t position) {
+  if (mask_failures_.empty()) return false;
+  auto it = mask_failures_.find(id);
+  if (it == mask_failures_.end() || it->second.local > accepted) return false;
+  std::string error = it->second.error;
+  if (error.empty()) {
+    error = "the constraint allows no token at position " + std::to_string(position + it->second.local) +
+            " (the TokenMasker returned an empty mask for a decided prefix)";
+  }
+  finish(id, FinishReason::kError, error, ErrorKind::kModelRunner);
+  return true;
 }
 
 }  // namespace ssd

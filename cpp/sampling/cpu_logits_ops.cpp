@@ -3,6 +3,10 @@
 
 #include <algorithm>
 #include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "token_mask.h"
 
 namespace ssd {
 
@@ -39,6 +43,24 @@ void CpuLogitsOps::find_bad(const Logits& logits, const std::vector<int64_t>& ro
     BadLogit& bad = (*out)[i];
     bad.column = bad_logit_column(row, logits.vocab);
     if (bad.column >= 0 && bad.column < logits.vocab) bad.value = row[bad.column];
+  }
+}
+
+void CpuLogitsOps::apply_masks(const Logits& logits, const std::vector<int64_t>& rows, const uint32_t* masks,
+                               int32_t words) {
+  if (rows.empty()) return;
+  if (words != mask_words(logits.vocab)) {
+    throw std::invalid_argument("apply_masks: words = " + std::to_string(words) + " for a vocabulary of " +
+                                std::to_string(logits.vocab) + "; allowed: ceil(vocab / 32) = " +
+                                std::to_string(mask_words(logits.vocab)));
+  }
+  float* data = const_cast<float*>(logits.data);  // the runner's storage, writable between its forwards
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] >= logits.rows) {
+      throw std::invalid_argument("apply_masks: row " + std::to_string(rows[i]) + " of logits with " +
+                                  std::to_string(logits.rows) + " rows");
+    }
+    apply_token_mask(data + rows[i] * logits.vocab, logits.vocab, masks + i * static_cast<size_t>(words));
   }
 }
 

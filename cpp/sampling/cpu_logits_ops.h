@@ -1,5 +1,5 @@
 // cpu_logits_ops.h: CpuLogitsOps, the LogitsOps for host logits: the CPU reference (verify_cpu,
-// sample_draft_cpu, bad_logit_column) run on one thread, as the workers always did.
+// sample_draft_cpu, bad_logit_column, apply_token_mask) run on one thread, as the workers always did.
 //
 // Threads: stateless; any thread.
 #pragma once
@@ -14,6 +14,8 @@ class CpuLogitsOps final : public LogitsOps {
   void top_tokens(const Logits& logits, const std::vector<TopRequest>& requests,
                   std::vector<std::vector<int32_t>>* out) override;
   void find_bad(const Logits& logits, const std::vector<int64_t>& rows, std::vector<BadLogit>* out) override;
+  void apply_masks(const Logits& logits, const std::vector<int64_t>& rows, const uint32_t* masks,
+                   int32_t words) override;
 };
 
 }  // namespace ssd

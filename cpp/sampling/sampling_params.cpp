@@ -21,6 +21,15 @@ void SamplingParams::validate() const {
       ssd::invalid_sampling_value("SamplingParams", "stop_token_ids", ids + "]", "token ids in [0, 2147483647]");
     }
   }
+  if (constraint < 0) {
+    ssd::invalid_sampling_value("SamplingParams", "constraint", std::to_string(constraint),
+                                "0 (none) or a TokenMasker key > 0");
+  }
+  if (constraint > 0 && ignore_eos) {
+    ssd::invalid_sampling_value("SamplingParams", "ignore_eos", "True together with constraint = " +
+                                std::to_string(constraint),
+                                "False for a constrained request (it ends where its grammar ends, at EOS)");
+  }
 }
 
 }  // namespace ssdcore

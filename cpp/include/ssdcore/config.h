@@ -45,7 +45,8 @@ struct EngineConfig {
   double saguaro_c = 1.0;                // Saguaro down-weighting C in [0, 1]; 1 = plain sampling
   int max_batch = 8;                     // sequences per round (= KV lanes), 1..4096
   int max_context = 1024;                // tokens per sequence (prompt + generated), 16..2^20
-  int ngram_n = 3;                       // match length of the ngram backup, 1..8
+  int ngram_n = 3;                       // longest match the ngram proposer tries, 1..8
+  int ngram_min_n = 1;                   // shortest match it accepts, 1..ngram_n
   std::uint64_t seed = 0;                // engine default seed (requests may override)
   int stats_window = 256;                // rounds of history for the online estimates, >= 1
   int spin_wait_us = 0;                  // a worker polls this long for the other before parking,
@@ -65,6 +66,7 @@ struct EngineConfig {
     f("max_batch", &EngineConfig::max_batch);
     f("max_context", &EngineConfig::max_context);
     f("ngram_n", &EngineConfig::ngram_n);
+    f("ngram_min_n", &EngineConfig::ngram_min_n);
     f("seed", &EngineConfig::seed);
     f("stats_window", &EngineConfig::stats_window);
     f("spin_wait_us", &EngineConfig::spin_wait_us);

@@ -6,6 +6,12 @@
 // output events to the requests they belong to. Requests are token ids in, token ids out: tokenizing
 // is the application's business.
 //
+// Draft-free speculation (prompt lookup): mode "sd" with backup "ngram" and a null draft runner. No
+// draft worker runs then; the target worker proposes, each round, up to K tokens: what followed the
+// latest earlier occurrence of the sequence's last n tokens (n from ngram_n down to ngram_min_n).
+// They are verified as one-hot proposals, so greedy output equals ar and sampled output keeps the
+// target's distribution.
+//
 // Three ways to run a request (they can be mixed freely on one engine):
 //   - blocking:  generate(prompt, params, on_tokens) returns the whole Result; on_tokens, if given,
 //                is called on the calling thread with each group of new tokens as they are decided.
@@ -20,7 +26,8 @@
 //
 // Errors:
 //   - bad arguments (empty prompt, token outside the vocabulary, invalid sampling parameters,
-//     prompt + max_tokens > max_context, invalid config, a draft runner missing in sd/ssd mode,
+//     prompt + max_tokens > max_context, invalid config, a draft runner missing in ssd mode or in
+//     sd mode with a backup other than "ngram",
 //     vocabulary mismatch) throw std::invalid_argument with a message naming the field and what is
 //     allowed; the engine stays usable.
 //   - a ModelRunner that throws fails the requests of that round: they finish with
@@ -49,6 +56,7 @@
 #include "ssdcore/request.h"
 #include "ssdcore/sampling.h"
 #include "ssdcore/stats.h"
+#include "ssdcore/token_masker.h"
 
 namespace ssdcore {
 
@@ -97,10 +105,13 @@ struct EngineBuilder;  // internal: builds an Engine over the runtime's own runn
 
 class Engine {
  public:
-  // Validates config and starts the workers. `draft` may be null only in mode "ar". eos_ids: token
-  // ids that end a request (unless SamplingParams::ignore_eos). Throws std::invalid_argument.
+  // Validates config and starts the workers. `draft` may be null only in mode "ar", or in mode "sd"
+  // with backup "ngram" (draft-free prompt lookup). eos_ids: token ids that end a request (unless
+  // SamplingParams::ignore_eos). token_masker: what constrained requests (SamplingParams::constraint
+  // > 0) are masked with (ssdcore/token_masker.h); null = none, then such requests are rejected.
+  // Throws std::invalid_argument.
   Engine(const EngineConfig& config, ModelRunner* target, ModelRunner* draft,
-         std::vector<std::int32_t> eos_ids = {});
+         std::vector<std::int32_t> eos_ids = {}, std::shared_ptr<TokenMasker> token_masker = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

@@ -81,6 +81,11 @@ struct ForwardBatch {
 // `owner` when done: make `owner` keep `data` alive (e.g. a std::shared_ptr<std::vector<float>>, or a
 // handle that returns a pinned buffer to a pool). The runner must not write to the storage until
 // `owner` is released; copies share it.
+// The storage must be writable and the runner's alone (a fresh buffer per forward, never a view of
+// weights, inputs or a buffer a later forward reuses while this one is held): for structured output
+// (ssdcore/token_masker.h) the engine may overwrite entries of the returned rows with -inf in place,
+// right after forward() returns and before the runner's next forward (CUDA logits: by a kernel queued
+// on `stream`). Nothing else ever writes to them.
 struct Logits {
   const float* data = nullptr;
   std::int64_t rows = 0;

@@ -28,6 +28,9 @@ struct SamplingParams {
   std::int32_t max_tokens = 64;         // tokens to generate, >= 1 (prompt + max_tokens <= max_context)
   bool ignore_eos = false;              // true: the engine's EOS ids do not stop the request
   std::vector<std::int32_t> stop_token_ids;  // also stop on these, ids >= 0 (the stop token is not output)
+  std::int64_t constraint = 0;          // 0 = none; > 0: the TokenMasker's key for this request's grammar
+                                        // (ssdcore/token_masker.h; needs an Engine built with a masker;
+                                        // not with ignore_eos: the grammar's end is the request's end)
 
   // Calls f(name, &SamplingParams::field) for every field above, in declaration order.
   template <class F>
@@ -39,6 +42,7 @@ struct SamplingParams {
     f("max_tokens", &SamplingParams::max_tokens);
     f("ignore_eos", &SamplingParams::ignore_eos);
     f("stop_token_ids", &SamplingParams::stop_token_ids);
+    f("constraint", &SamplingParams::constraint);
   }
 
   // The field names, in declaration order.

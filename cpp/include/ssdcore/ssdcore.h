@@ -7,6 +7,7 @@
 //   ssdcore/model_runner.h  ssdcore::ModelRunner (you implement it), ForwardBatch, Logits
 //   ssdcore/stats.h         ssdcore::StatsSnapshot
 //   ssdcore/request.h       ssdcore::FinishReason, ErrorKind, RequestMetrics
+//   ssdcore/token_masker.h  ssdcore::TokenMasker (structured output), MaskRow
 //   ssdcore/engine.h        ssdcore::Engine, Result, Event, TokenCallback
 //
 // Link with the CMake target ssdcore::ssdcore (find_package(ssdcore CONFIG REQUIRED)); see
@@ -20,4 +21,5 @@
 #include "ssdcore/model_runner.h"
 #include "ssdcore/stats.h"
 #include "ssdcore/request.h"
+#include "ssdcore/token_masker.h"
 #include "ssdcore/engine.h"

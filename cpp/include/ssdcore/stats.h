@@ -39,8 +39,10 @@ enum class Phase : int {
   kDraftJit,           // draft just-in-time backup drafting (on the critical path)
   kWaitForDraft,       // target idle, waiting for the draft
   kDraftPrespeculate,  // a whole pre-speculation (contains glue and tree)
+  kTargetMask,         // target token masking (structured output): TokenMasker + apply, inside target_verify
+  kDraftMask,          // draft token masking, inside draft_glue / draft_tree / draft_jit
 };
-inline constexpr int kNumPhases = 6;
+inline constexpr int kNumPhases = 8;
 
 // Number of FinishReasons (engine.h; index of StatsSnapshot::requests_finished).
 inline constexpr int kNumFinishReasons = 5;

@@ -150,6 +150,27 @@ SSD_TEST(generate_streams_and_modes_agree_at_temperature_0) {
   SSD_CHECK(out["ssd"] == out["ar"]);
 }
 
+// Draft-free sd (prompt lookup): mode "sd", backup "ngram" and a null draft runner.
+SSD_TEST(draft_free_sd_equals_ar_at_temperature_0) {
+  ssdcore::EngineConfig c = config_for("sd");
+  c.backup = "ngram";
+  TestModel target(c.max_batch, c.target_slots(), 0.0f);
+  Rig ar(config_for("ar"));
+  {
+    ssdcore::Engine lookup(c, &target, nullptr);
+    for (const auto& prompt : kPrompts) {
+      ssdcore::Result r = lookup.generate(prompt, greedy(30));
+      SSD_CHECK(r.ok());
+      SSD_CHECK(r.tokens == ar.engine.generate(prompt, greedy(30)).tokens);
+    }
+    const ssdcore::StatsSnapshot s = lookup.stats();
+    SSD_CHECK(s.backup_counts[static_cast<int>(ssdcore::Backup::kNgram)] > 0);
+    SSD_CHECK_EQ(s.backup_counts[static_cast<int>(ssdcore::Backup::kJit)], 0u);
+  }
+  c.mode = "ssd";  // ssd pre-speculates with a draft model: still required
+  SSD_CHECK(throws<std::invalid_argument>([&] { ssdcore::Engine e(c, &target, nullptr); }));
+}
+
 SSD_TEST(submit_wait_and_poll_match_generate) {
   std::vector<std::vector<std::int32_t>> expected;
   {
@@ -324,7 +345,7 @@ SSD_TEST(close_finishes_running_requests_and_rejects_new_ones) {
 
 SSD_TEST(config_strings_stats_names_and_version) {
   ssdcore::EngineConfig c;
-  SSD_CHECK_EQ(ssdcore::EngineConfig::field_names().size(), 14u);
+  SSD_CHECK_EQ(ssdcore::EngineConfig::field_names().size(), 15u);
   SSD_CHECK(c.to_string().find("mode='ssd'") != std::string::npos);
   SSD_CHECK(std::string(ssdcore::version()) == SSDCORE_VERSION_STRING);
   SSD_CHECK(std::string(ssdcore::to_string(ssdcore::Phase::kTargetVerify)) == "target_verify");

@@ -10,7 +10,7 @@
 
 static_assert(SSDCORE_VERSION_MAJOR >= 0 && SSDCORE_VERSION_MINOR >= 0 && SSDCORE_VERSION_PATCH >= 0,
               "version macros");
-static_assert(ssdcore::kNumPhases == 6 && ssdcore::kNumSpecSources == 5 && ssdcore::kNumBackups == 4,
+static_assert(ssdcore::kNumPhases == 8 && ssdcore::kNumSpecSources == 5 && ssdcore::kNumBackups == 4,
               "enumeration sizes");
 
 static int failures = 0;

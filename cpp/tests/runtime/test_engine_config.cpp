@@ -81,6 +81,8 @@ SSD_TEST(each_invalid_field_is_named_with_its_value) {
   CHECK_INVALID("max_context", "15", c.max_context = 15);
   CHECK_INVALID("ngram_n", "0", c.ngram_n = 0);
   CHECK_INVALID("ngram_n", "9", c.ngram_n = 9);
+  CHECK_INVALID("ngram_min_n", "0", c.ngram_min_n = 0);
+  CHECK_INVALID("ngram_min_n", "4", c.ngram_min_n = 4);  // above ngram_n = 3
   CHECK_INVALID("stats_window", "0", c.stats_window = 0);
 }
 
@@ -136,7 +138,7 @@ SSD_TEST(field_names_in_declaration_order) {
   const std::vector<std::string> expect = {"mode",        "K",       "fan_out_mode", "fan_out_budget",
                                            "fan_out_list", "backup",  "auto_jit_max_batch",
                                            "saguaro_c",   "max_batch", "max_context", "ngram_n",
-                                           "seed",        "stats_window", "spin_wait_us"};
+                                           "ngram_min_n", "seed",        "stats_window", "spin_wait_us"};
   SSD_CHECK(names == expect);
   // Every field appears in to_string(), in the same order.
   const std::string s = EngineConfig().to_string();

@@ -65,7 +65,7 @@ class FakeRunner final : public ModelRunner {
 };
 
 struct Counts {
-  std::atomic<int> verify{0}, sample{0}, top{0}, bad{0}, q_rows{0}, foreign_rows{0};
+  std::atomic<int> verify{0}, sample{0}, top{0}, bad{0}, mask{0}, q_rows{0}, foreign_rows{0};
 };
 
 // The CPU reference, counted, standing in for a device backend.
@@ -93,6 +93,11 @@ class CountingOps final : public LogitsOps {
   void find_bad(const Logits& logits, const std::vector<int64_t>& rows, std::vector<BadLogit>* out) override {
     counts_->bad++;
     cpu_.find_bad(logits, rows, out);
+  }
+  void apply_masks(const Logits& logits, const std::vector<int64_t>& rows, const uint32_t* masks,
+                   int32_t words) override {
+    counts_->mask++;
+    cpu_.apply_masks(logits, rows, masks, words);
   }
 
  private:
@@ -150,6 +155,7 @@ SSD_TEST(dispatch_follows_the_logits_device_and_reads_q_in_place) {
   SSD_CHECK(counts.q_rows > 0);                                  // sampled: verification read q rows...
   SSD_CHECK_EQ(counts.foreign_rows.load(), 0);                   // ...where the draft forward left them
   SSD_CHECK(r.stats.mean_accepted > kK - 0.5);                   // p == q: (almost) everything accepted
+  SSD_CHECK_EQ(counts.mask.load() + cpu.mask.load(), 0);         // no constrained request: no masking op
 }
 
 SSD_TEST(worker_bytes_per_round_does_not_grow_with_vocab) {

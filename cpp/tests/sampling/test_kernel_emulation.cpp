@@ -1,7 +1,7 @@
 // test_kernel_emulation.cpp: the CUDA kernel bodies (cuda/verify_blocks.cuh, cuda/logits_scan_blocks.cuh),
 // run on the CPU under an emulated 256-thread block (cuda_emulation.h), must reproduce the CPU reference bit
 // for bit: every RowStats the row kernel computes, every accept length and next token, every draft token and
-// q' probability, the fork's top-F tokens and the finite check (CpuLogitsOps) of every kernel of
+// q' probability, the fork's top-F tokens, the finite check and token masking (CpuLogitsOps) of every kernel of
 // cuda/cuda_logits_ops.cu. Draft rows are read through scattered pointers, null where never read.
 // This checks the GPU algorithms (radix selection, canonical lane sums, the chunked walk, the barriers: the
 // emulation runs threads in a random order between barriers) on machines without a GPU; nvcc's code
@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "cpu_logits_ops.h"
+#include "token_mask.h"
 #include "distribution.h"
 #include "draft_sampler.h"
 #include "verifier.h"
@@ -351,6 +352,30 @@ SSD_TEST(emulated_finite_check_kernel_matches_cpu_logits_ops) {
   SSD_CHECK_EQ(want[0].column, 300);
   SSD_CHECK_EQ(want[3].column, v);
   SSD_CHECK_EQ(want[5].column, -1);
+}
+
+SSD_TEST(emulated_mask_kernel_matches_cpu_logits_ops) {
+  // The kernel as launched (cuda_logits_ops.cu): one block per masked row, through the rows array, the
+  // masks of row i at masks + i * words; vocabularies below, at and past a lane, and past a word.
+  std::mt19937_64 rng(23);
+  for (int v : {1, 31, 32, 33, 256, 700}) {
+    const int n = 5, words = mask_words(v);
+    std::vector<float> logits = random_logits(rng, static_cast<size_t>(n) * v, v, 2.0f, v % 2 == 1);
+    const std::vector<int64_t> rows = {3, 0, 4};  // any order; rows 1 and 2 stay as they are
+    std::vector<uint32_t> masks(rows.size() * words);
+    for (uint32_t& w : masks) w = static_cast<uint32_t>(rng());
+    masks[0] = 0u;  // a word with nothing allowed
+    std::vector<float> want = logits, got = logits;
+    Logits lw, lg;
+    lw.data = want.data(), lw.rows = lg.rows = n, lw.vocab = lg.vocab = v;
+    lg.data = got.data();
+    CpuLogitsOps().apply_masks(lw, rows, masks.data(), words);
+    emu::launch<BlockShared>(static_cast<int64_t>(rows.size()), [&](int64_t i, BlockShared&) {
+      cuda_detail::apply_mask_request_block(i, got.data(), v, rows.data(), masks.data(), words);
+    });
+    SSD_CHECK(std::memcmp(got.data(), want.data(), sizeof(float) * got.size()) == 0);
+    SSD_CHECK(want != logits || v == 1);  // something was masked
+  }
 }
 
 int main() {

@@ -1,6 +1,7 @@
 """``ssdcore bench``: SSD against SD, AR and the `transformers` baselines, side by side in one run.
 
-Every contender (engine modes ar / sd / ssd with the same models, `transformers` generate without and
+Every contender (engine modes ar / sd / ssd with the same models, draft-free sd by prompt lookup
+("sd ngram K=.."), `transformers` generate without and
 with ``assistant_model``) decodes the same prompts with the same output length and sampling; the
 contenders are interleaved (their order rotates every repetition) and each reports the median and
 spread of its tokens/s over the repetitions (whole requests, prefill included). The engine modes also
@@ -15,7 +16,7 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -35,6 +36,7 @@ class BenchSettings:
     ssd_K: List[int] = field(default_factory=lambda: [4])
     fan_out: List[object] = field(default_factory=lambda: [8])
     backups: List[str] = field(default_factory=lambda: ["auto"])
+    ngram_K: List[int] = field(default_factory=list)  # draft-free sd (prompt lookup) rows
     saguaro_c: float = 1.0
     hf: bool = True
     target_cores: Optional[List[int]] = None
@@ -117,6 +119,10 @@ def _hf_contender(name: str, s: BenchSettings, assisted: bool) -> Contender:
 
 def build_contenders(s: BenchSettings) -> List[Contender]:
     out = [_engine_contender("ar", s, mode="ar")]
+    out += [_engine_contender(f"sd ngram K={k}", replace(s, draft="ngram"), mode="sd", K=k)
+            for k in s.ngram_K]
+    if s.draft == "ngram":  # no draft model: the prompt-lookup rows are the only speculative ones
+        return out
     out += [_engine_contender(f"sd K={k}", s, mode="sd", K=k) for k in s.sd_K]
     for k in s.ssd_K:
         for f in s.fan_out:
@@ -163,8 +169,8 @@ def summarize(s: BenchSettings, contenders: List[Contender]) -> dict:
             ttft_ms=1e3 * statistics.median(c.ttft) if c.ttft else None,
             decode_tokens_per_s=statistics.median(c.decode_rates) if c.decode_rates else None)
     ar = rows["ar"]["tokens_per_s"]
-    sd_best = max((r["tokens_per_s"] for n, r in rows.items() if n.startswith("sd")), default=None)
-    sd_decode = max((r["decode_tokens_per_s"] or 0 for n, r in rows.items() if n.startswith("sd")), default=0)
+    sd_best = max((r["tokens_per_s"] for n, r in rows.items() if n.startswith("sd K=")), default=None)
+    sd_decode = max((r["decode_tokens_per_s"] or 0 for n, r in rows.items() if n.startswith("sd K=")), default=0)
     for r in rows.values():
         r["vs_ar"] = r["tokens_per_s"] / ar
         r["vs_sd"] = r["tokens_per_s"] / sd_best if sd_best else None

@@ -1,5 +1,7 @@
 """Benchmark and evaluation prompts: held-out CPython standard library code, cut at function or class
-boundaries; chat questions rendered with a model's chat template; or a JSONL file of prompts.
+boundaries; chat questions rendered with a model's chat template; code-editing prompts (a held-out
+function and a request to rewrite it, so most of the output copies the input: where prompt lookup
+speculation shines); or a JSONL file of prompts.
 
 The held-out split is the bundled pair's validation split (tools/train_pair.py uses the same rule): a
 stdlib ``.py`` file (no tests, no site-packages) is held out when crc32 of its path relative to the
@@ -75,6 +77,62 @@ def chat_prompts(count: int, tokenizer) -> List[str]:
     return [tokenizer.apply_chat_template([{"role": "user", "content": CHAT_QUESTIONS[i % len(CHAT_QUESTIONS)]}],
                                           add_generation_prompt=True, tokenize=False)
             for i in range(count)]
+
+
+_DEF = re.compile(r"^(\s*)def\s+(\w+)(.*)$")
+
+# Edits for instruct models (chat template): each keeps most of the function, so the answer copies it.
+CODE_EDITS = (
+    "Rename the function `{name}` to `{name}_v2` and keep everything else exactly the same.",
+    "Add type hints to the signature of this function; keep the body unchanged.",
+    "Add a short comment above every return statement; keep the code itself unchanged.",
+    "Rewrite this function with its docstring removed; keep the code unchanged.",
+)
+
+
+def held_out_functions(count: int, min_lines: int = 6, max_lines: int = 24) -> List[tuple]:
+    """``count`` (name, source) pairs: whole functions of min_lines..max_lines lines from held-out
+    stdlib files, dedented (deterministic; one per file)."""
+    import textwrap
+
+    out: List[tuple] = []
+    for path in held_out_files():
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+        for i, line in enumerate(lines):
+            m = _DEF.match(line)
+            if not m or m.group(2).startswith("__") or not line.rstrip().endswith(":"):
+                continue
+            indent, end = len(m.group(1)), i + 1
+            while end < len(lines) and (not lines[end].strip() or
+                                        len(lines[end]) - len(lines[end].lstrip()) > indent):
+                end += 1
+            while end > i + 1 and not lines[end - 1].strip():
+                end -= 1
+            if min_lines <= end - i <= max_lines:
+                out.append((m.group(2), textwrap.dedent("".join(lines[i:end]))))
+                break
+        if len(out) >= count:
+            break
+    return out[:count]
+
+
+def code_edit_prompts(count: int, tokenizer=None) -> List[str]:
+    """``count`` code-editing prompts over held-out stdlib functions. With a chat ``tokenizer`` (an
+    instruct model): an edit request (CODE_EDITS, cycled) and the function, in its chat template.
+    Without (the bundled base code model): the function, then the header of its renamed copy, so the
+    continuation is the body again."""
+    prompts = []
+    for j, (name, src) in enumerate(held_out_functions(count)):
+        if tokenizer is None:
+            header, _, _ = src.partition("\n")
+            copy = header.replace(f"def {name}", f"def {name}_v2", 1)
+            prompts.append(f"{src}\n\n# {name}_v2: the same function under a new name.\n{copy}\n")
+            continue
+        ask = CODE_EDITS[j % len(CODE_EDITS)].format(name=name)
+        prompts.append(tokenizer.apply_chat_template(
+            [{"role": "user", "content": f"{ask}\n\n```python\n{src}```"}],
+            add_generation_prompt=True, tokenize=False))
+    return prompts
 
 
 def jsonl_prompts(path: str) -> List[str]:

@@ -6,7 +6,10 @@ runtime through the public C++ engine (``ssdcore::Engine``: target worker + draf
 a C++ router that files each request's output events). ``generate`` blocks until every request
 finishes; ``stream`` yields text deltas as rounds commit. Each caller waits on its own requests'
 events (``_core.Engine.next``, without the GIL), so any number of caller threads may generate
-concurrently. Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
+concurrently. ``draft="ngram"`` with ``mode="sd"`` is draft-free speculation: no draft model; each
+round proposes up to K tokens by prompt lookup in the sequence's own context (``ngram_n`` down to
+``ngram_min_n`` tokens matched), verified as one-hot proposals, so the output is exactly the target's.
+Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
 requests and re-raises promptly (waits are 100 ms slices).
 
 Lifecycle: ``close()`` fails every pending request, running or still queued, with
@@ -16,9 +19,14 @@ GIL after its last forward). An engine nobody closed is closed the same way at i
 error kind names (``errors.request_error``).
 
 Structured output: a request whose SamplingParams has a ``response_format`` is registered with the
-engine's :class:`~ssdcore.engine.token_masker.TokenMasker` (one per engine, given to the runtime, which
-asks it for token masks from both workers); its key travels as the C++ ``SamplingParams.constraint``
-and is released when the request ends (finished, failed, cancelled or discarded).
+engine's token masker and its key travels as the C++ ``SamplingParams.constraint``; the key is released
+when the request ends (finished, failed, cancelled or discarded). The masker is the engine's own
+:class:`~ssdcore.engine.token_masker.TokenMasker` (built from the target's tokenizer; none without
+one), or ``token_masker`` (keyword): an object with ``fill_masks(side, rows, masks_ptr, words)``
+(cpp/include/ssdcore/token_masker.h, cpp/bindings/py_token_masker.h), and ``register`` / ``release``
+for response_format requests. With a caller's masker a request may give its key itself,
+``SamplingParams(constraint=key)``; either way it is masked on both sides (target and draft), exactly
+in every mode. Requests the engine cannot constrain are rejected with ValueError.
 """
 from __future__ import annotations
 
@@ -28,7 +36,7 @@ import weakref
 from typing import Iterator, List, Optional, Sequence, Union
 
 from .engine_config import EngineConfig
-from .engine_setup import build_runners, default_spin_wait_us, resolve_config
+from .engine_setup import build_runners, default_spin_wait_us, resolve_config, resolve_draft_free
 from .errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError, request_error
 from .request_output import RequestOutput, RequestTracker
 from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
@@ -44,12 +52,13 @@ class Engine:
                  backup: str = "auto", saguaro_c: float = 1.0, *, config: Optional[EngineConfig] = None,
                  dtype: str = "float32", target_device: str = "cpu", draft_device: str = "cpu",
                  target_threads: int = 1, draft_threads: int = 1, target_cores=None, draft_cores=None,
-                 **config_fields):
+                 token_masker=None, **config_fields):
         from .. import _core
 
         config_fields.setdefault("spin_wait_us", default_spin_wait_us(target_cores, draft_cores))
         self.config = config or resolve_config(mode=mode, K=K, fan_out=fan_out, backup=backup,
                                                saguaro_c=saguaro_c, **config_fields)
+        self.config = resolve_draft_free(self.config, draft)
         setup = build_runners(self.config, target, draft, dtype=dtype, target_device=target_device,
                               draft_device=draft_device, target_threads=target_threads,
                               draft_threads=draft_threads, target_cores=target_cores,
@@ -57,7 +66,9 @@ class Engine:
         self.config, self.tokenizer, self.eos_token_ids = setup.config, setup.tokenizer, setup.eos_ids
         self.target, self.draft = setup.target, setup.draft
         self._vocab = int(setup.target_runner.vocab_size())
-        self._masker = masker_for(self.tokenizer, self._vocab, self.eos_token_ids)
+        self._own_masker = token_masker is None
+        self._masker = token_masker if token_masker is not None else masker_for(
+            self.tokenizer, self._vocab, self.eos_token_ids)
         self._constraints = {}  # request id -> its TokenMasker key, until the request ends
         # the event router shares the draft's cores when the caller pinned the models, so that waking
         # it never preempts the target worker (the draft has slack while the target verifies)
@@ -195,23 +206,30 @@ class Engine:
                 yield tracker.finish(ev["finish"], ev["metrics"])
                 return
 
-    def _register(self, sp: SamplingParams) -> int:
-        """The TokenMasker key of the request's constraint (0 = none)."""
+    def _register(self, sp: SamplingParams) -> Optional[int]:
+        """The token-masker key of the request's response_format (None: send ``sp.constraint``)."""
         if sp.response_format is None:
-            return 0
-        if self._masker is None:
+            if sp.constraint and self._own_masker and self._masker is not None:
+                raise ValueError(f"constraint = {sp.constraint} needs an engine built with a TokenMasker "
+                                 "of the caller's (token_masker=...): this engine's own masker keys "
+                                 "response_format requests only; allowed constraint = 0 here")
+            return None
+        register = getattr(self._masker, "register", None)
+        if register is None:
             raise ValueError("response_format needs the target's tokenizer (structured output masks "
-                             "tokens by their text); this target has none: allowed response_format=None")
+                             "tokens by their text), or a token_masker with register(response_format); "
+                             f"this engine has {'no tokenizer' if self._masker is None else 'neither'}: "
+                             "allowed response_format=None")
         if not self.eos_token_ids:
             raise ValueError("response_format needs an end-of-sequence token to end the output; this "
                              "engine has no EOS ids: allowed response_format=None")
-        return self._masker.register(sp.response_format)
+        return register(sp.response_format)
 
     def _release(self, rid: int) -> None:
         """Forgets the request's constraint (any thread; a request without one is a no-op)."""
         self._masker_release(self._constraints.pop(rid, 0))
 
-    def _masker_release(self, key: int) -> None:
+    def _masker_release(self, key: Optional[int]) -> None:
         if key:
             self._masker.release(key)
 

@@ -27,7 +27,8 @@ class EngineConfig:
     saguaro_c: float = 1.0          # Saguaro down-weighting C in [0, 1]; 1 = plain sampling
     max_batch: int = 8              # sequences per round (KV lanes)
     max_context: int = 1024         # prompt + generated tokens per sequence
-    ngram_n: int = 3                # match length of the ngram backup, 1..8
+    ngram_n: int = 3                # longest match the ngram proposer tries, 1..8
+    ngram_min_n: int = 1            # shortest match it accepts, 1..ngram_n
     seed: int = 0                   # engine default seed (requests without a seed derive theirs)
     stats_window: int = 256         # rounds of history for online estimates
     spin_wait_us: int = 0           # a worker polls this long for the other before parking, 0..1e6

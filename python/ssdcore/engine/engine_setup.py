@@ -1,7 +1,8 @@
 """Engine set-up: turn user arguments into an EngineConfig and two ready ModelRunners.
 
 Resolves ``fan_out`` (an int budget, an explicit per-position list, or "geometric"), loads the target
-and draft (paths, hub ids, or already-loaded ``LoadedModel`` objects; the bundled pair by default),
+and draft (paths, hub ids, or already-loaded ``LoadedModel`` objects; the bundled pair by default;
+``"ngram"``: no draft model, draft-free sd by prompt lookup),
 checks that their tokenizers agree, reconciles their vocabularies and sizes the KV caches (context
 lanes for both, plus tree-branch scratch for the draft in ssd mode). Called once per Engine.
 """
@@ -47,6 +48,32 @@ def default_spin_wait_us(target_cores, draft_cores) -> int:
 
 
 MAX_THREADS = 1024
+
+# draft="ngram": no draft model; sd proposes by prompt lookup in the sequence's own context (the C++
+# ngram_proposer.h), served by a draft worker without a model. The name is reserved: a checkpoint
+# directory called "ngram" needs a path such as "./ngram".
+DRAFT_FREE = "ngram"
+
+
+def is_draft_free(draft) -> bool:
+    return isinstance(draft, str) and draft == DRAFT_FREE
+
+
+def resolve_draft_free(config: EngineConfig, draft) -> EngineConfig:
+    """The config for ``draft``: unchanged for a draft model; for draft="ngram", mode "sd" with backup
+    "ngram" (set where it was left at "auto"), or "ar" (which uses no draft). ValueError otherwise."""
+    if not is_draft_free(draft) or config.mode == "ar":
+        return config
+    if config.mode != "sd":
+        raise ValueError(f"draft = 'ngram' (draft-free prompt lookup) is invalid with mode = "
+                         f"{config.mode!r}: ssd pre-speculates with a draft model; allowed: mode = 'sd' (or 'ar'), or a "
+                         "draft model for 'ssd'")
+    if config.backup == "auto":
+        return dataclasses.replace(config, backup="ngram")
+    if config.backup != "ngram":
+        raise ValueError(f"backup = {config.backup!r} is invalid with draft = 'ngram': every proposal "
+                         "comes from n-gram lookup; allowed: 'ngram' (or 'auto', which means it)")
+    return config
 
 
 def check_workers(side: str, threads, cores) -> None:
@@ -109,14 +136,15 @@ def build_runners(config: EngineConfig, target, draft, *, dtype: str, target_dev
     from ..models import reconcile_vocab
 
     check_workers("target", target_threads, target_cores)
-    if config.mode != "ar":
+    draft_free = is_draft_free(draft)
+    if config.mode != "ar" and not draft_free:
         check_workers("draft", draft_threads, draft_cores)
     if target is None:
         from ..models.bundled import bundled_pair
 
         target, default_draft = bundled_pair()
         draft = default_draft if draft is None else draft
-    needs_draft = config.mode != "ar"
+    needs_draft = config.mode != "ar" and not draft_free
     if needs_draft and draft is None:
         raise ValueError(f"mode = {config.mode!r} needs a draft model: pass draft=..., or use mode='ar'")
     t = _load(target, dtype, target_device)

@@ -28,7 +28,9 @@ Logits protocol (what a binding reads from :meth:`forward`'s result):
     done: on release the memory returns to the caching allocator of that stream. The runner also
     makes that stream current on the worker thread (:meth:`on_worker_start`), so
     ``tensor.__dlpack__(stream=consumer_stream)`` orders the consumer stream after it too;
-  * each call returns a fresh tensor: the next forward never overwrites logits still held;
+  * each call returns a fresh tensor: the next forward never overwrites logits still held, and the
+    tensor is the runner's alone (never a view of a static graph output or of weights), because the
+    engine may write -inf into its rows in place (structured output, token_masker.h);
   * ``device_logits=False`` (the default when ``_core.accepts_device_logits`` is False, i.e. a build
     without the CUDA kernels) copies CUDA logits to the host before returning, the host-only contract.
 
@@ -85,7 +87,7 @@ class ModelRunner:
         self.forward_kind = choose_forward(model, cuda_graphs)
         self.dtype, self.device = model.dtype, model.device
         if self.forward_kind == "native":
-            model = _float32_twin(model)
+            model = float32_twin(model)
         self.model, self.side, self.threads = model, side, threads
         self.cores = tuple(cores) if cores else None
         self.context_slots = context_slots
@@ -175,7 +177,7 @@ class ModelRunner:
         return torch.cuda.stream(self.stream)
 
 
-def _float32_twin(model: CausalLM) -> CausalLM:
+def float32_twin(model: CausalLM) -> CausalLM:
     """``model`` itself when float32, else a float32 CausalLM with its weights widened (exact for
     bfloat16) and its vocabulary policy: what the native forward reads."""
     if model.dtype == torch.float32:
