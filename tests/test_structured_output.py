@@ -1,7 +1,7 @@
 """Structured output end to end on the bundled pair: the runtime masks both models' logits with the
 engine's TokenMasker (SamplingParams.response_format -> C++ SamplingParams.constraint).
 
-* greedy: ssd == sd == ar token for token under a JSON schema, a regex and a Lark grammar, and each
+* greedy: ssd == sd == draft-free sd == ar token for token under a JSON schema, a regex and a Lark grammar, and each
   output is valid (jsonschema / re.fullmatch / the grammar's language);
 * sampled: a randomized probability integral transform (PIT) of every generated token under the
   target's masked conditional (teacher-forced transformers forward, mask from a fresh llguidance
@@ -56,6 +56,7 @@ CASES = [(JSON_FORMAT, lambda t: jsonschema.validate(json.loads(t), SCHEMA)),
 @pytest.fixture(scope="module")
 def engines():
     made = {mode: ssdcore.Engine(mode=mode, K=4, max_batch=4) for mode in ("ssd", "sd", "ar")}
+    made["sd-ngram"] = ssdcore.Engine(draft="ngram", mode="sd", K=4, max_batch=4)  # draft-free
     yield made
     for e in made.values():
         e.close()
@@ -68,7 +69,7 @@ def test_greedy_modes_agree_and_outputs_conform(engines, case):
     outs = {mode: e.generate(PROMPTS, sp) for mode, e in engines.items()}
     for i in range(len(PROMPTS)):
         ids = {mode: o[i].token_ids for mode, o in outs.items()}
-        assert ids["ssd"] == ids["ar"] == ids["sd"], (PROMPTS[i], ids)
+        assert ids["ssd"] == ids["ar"] == ids["sd"] == ids["sd-ngram"], (PROMPTS[i], ids)
         assert outs["ar"][i].finish_reason == "stop", outs["ar"][i]
         check(outs["ar"][i].text)
     for e in engines.values():
