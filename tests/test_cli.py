@@ -109,6 +109,18 @@ def test_invalid_numbers(args, needle):
     assert_clean_error(run_cli(*args), needle)
 
 
+@pytest.mark.parametrize("args, needles", [
+    (("generate", "x", "--regex", "a(b"), ("--regex:", "unclosed group")),
+    (("generate", "x", "--json-schema", '{"type": "foo"}'), ("--json-schema:", "Invalid type: foo")),
+    (("generate", "x", "--json-schema", "/nonexistent/schema.json"), ("/nonexistent/schema.json",)),
+    (("generate", "x", "--grammar", "/nonexistent/g.lark"), ("--grammar", "/nonexistent/g.lark")),
+    (("generate", "x", "--regex", "a", "--json-object"), ("not allowed with",)),
+])
+def test_invalid_constraints(args, needles):
+    pytest.importorskip("llguidance")
+    assert_clean_error(run_cli(*args), *needles)
+
+
 @pytest.mark.parametrize("args,needle", [
     (["serve", "--target-cores", "999", "--draft-cores", "998"], "target_cores = [999]"),
     (["generate", "x", "--target-cores", "0", "--draft-cores", "998"], "draft_cores = [998]"),

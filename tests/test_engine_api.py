@@ -19,9 +19,10 @@ def test_config_mirrors_cpp_struct():
 
 
 def test_sampling_params_mirror_cpp_struct():
-    """The C++ fields, plus the Python-only stop strings; seed None (derived) is C++'s default 0."""
+    """The C++ fields, plus the Python-only stop strings and response_format (which the engine turns
+    into a constraint key); seed None (derived) is C++'s default 0."""
     py_fields = {f.name: f for f in dataclasses.fields(SamplingParams)}
-    assert set(py_fields) - {"stop"} == set(_core.SamplingParams.field_names())
+    assert set(py_fields) - {"stop", "response_format"} == set(_core.SamplingParams.field_names())
     core = _core.SamplingParams()
     for name in _core.SamplingParams.field_names():
         f = py_fields[name]

@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-tokens", type=_positive(int), default=128)
     g.add_argument("--stats", action="store_true", help="print accept length, hit rate, tokens/s")
     g.add_argument("--chat", action="store_true", help="apply the checkpoint's chat template")
+    _constraint_args(g)
     b = sub.add_parser("bench", help="SSD vs SD vs AR vs transformers, side by side")
     _engine_args(b)
     b.add_argument("--prompts", help="JSONL file of prompts (default: held-out stdlib code)")
@@ -114,6 +115,50 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="bench_results", help="directory for bench.json and bench.png")
     _serve_args(sub.add_parser("serve", help="OpenAI-compatible HTTP server with Prometheus metrics"))
     return parser
+
+
+def _constraint_args(g: argparse.ArgumentParser) -> None:
+    """Structured output: at most one constraint on the generated text (needs llguidance:
+    pip install 'ssdcore[structured]')."""
+    c = g.add_argument_group("structured output (one of)").add_mutually_exclusive_group()
+    c.add_argument("--json-schema", metavar="FILE|JSON", help="the output is JSON valid against this "
+                   "schema (a file, or the schema itself)")
+    c.add_argument("--json-object", action="store_true", help="the output is a JSON object")
+    c.add_argument("--regex", help="the output matches this regular expression")
+    c.add_argument("--grammar", metavar="FILE", help="the output is in this grammar's language (a Lark "
+                   "or GBNF file; the syntax is detected)")
+
+
+def _response_format(args):
+    """The response_format of the constraint options (None without one); ValueError naming them."""
+    if args.json_schema is not None:
+        text = args.json_schema
+        if not text.lstrip().startswith(("{", "true", "false")):
+            text = _read_text(text, "--json-schema")
+        return {"type": "json_schema", "json_schema": {"name": "cli", "schema": text}}
+    if args.json_object:
+        return {"type": "json_object"}
+    if args.regex is not None:
+        return {"type": "regex", "regex": args.regex}
+    if args.grammar is not None:
+        return {"type": "grammar", "grammar": _read_text(args.grammar, "--grammar")}
+    return None
+
+
+def _constraint_option(args) -> str:
+    for name in ("json_schema", "json_object", "regex", "grammar"):
+        if getattr(args, name) not in (None, False):
+            return "--" + name.replace("_", "-")
+    return "sampling options"
+
+
+def _read_text(path: str, option: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"{option} {path!r}: cannot read the file ({e.strerror}); allowed a readable "
+                         "file" + (" or the JSON schema itself" if option == "--json-schema" else "")) from None
 
 
 def _port(text: str) -> int:
@@ -178,8 +223,12 @@ def cmd_generate(args) -> None:
     from . import Engine, SamplingParams
 
     prompt = _read_prompt(args)
-    sp = SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                        seed=args.seed, max_tokens=args.max_tokens)
+    try:
+        sp = SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                            seed=args.seed, max_tokens=args.max_tokens,
+                            response_format=_response_format(args))
+    except ValueError as e:  # name the option rather than the field
+        raise ValueError(f"{_constraint_option(args)}: {e}") from None
     with Engine(args.target, args.draft, mode=args.mode, K=args.K, fan_out=args.fan_out,
                 backup=args.backup, saguaro_c=args.saguaro_c, **_engine_kwargs(args)) as engine:
         if args.chat:

@@ -18,11 +18,15 @@ GIL after its last forward). An engine nobody closed is closed the same way at i
 ``weakref.finalize`` hook), before the interpreter finalizes. A failed request raises the class its
 error kind names (``errors.request_error``).
 
-Structured output: ``token_masker`` (keyword, default None) is an object with
-``fill_masks(side, rows, masks_ptr, words)`` (cpp/include/ssdcore/token_masker.h,
-cpp/bindings/py_token_masker.h); a request with ``SamplingParams(constraint=key)``, key > 0, is then
-masked by it on both sides (target and draft), exactly in every mode. Without one such requests are
-rejected with ValueError.
+Structured output: a request whose SamplingParams has a ``response_format`` is registered with the
+engine's token masker and its key travels as the C++ ``SamplingParams.constraint``; the key is released
+when the request ends (finished, failed, cancelled or discarded). The masker is the engine's own
+:class:`~ssdcore.engine.token_masker.TokenMasker` (built from the target's tokenizer; none without
+one), or ``token_masker`` (keyword): an object with ``fill_masks(side, rows, masks_ptr, words)``
+(cpp/include/ssdcore/token_masker.h, cpp/bindings/py_token_masker.h), and ``register`` / ``release``
+for response_format requests. With a caller's masker a request may give its key itself,
+``SamplingParams(constraint=key)``; either way it is masked on both sides (target and draft), exactly
+in every mode. Requests the engine cannot constrain are rejected with ValueError.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from .engine_setup import build_runners, default_spin_wait_us, resolve_config, r
 from .errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError, request_error
 from .request_output import RequestOutput, RequestTracker
 from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
+from .token_masker import masker_for
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,10 @@ class Engine:
         self.config, self.tokenizer, self.eos_token_ids = setup.config, setup.tokenizer, setup.eos_ids
         self.target, self.draft = setup.target, setup.draft
         self._vocab = int(setup.target_runner.vocab_size())
+        self._own_masker = token_masker is None
+        self._masker = token_masker if token_masker is not None else masker_for(
+            self.tokenizer, self._vocab, self.eos_token_ids)
+        self._constraints = {}  # request id -> its TokenMasker key, until the request ends
         # the event router shares the draft's cores when the caller pinned the models, so that waking
         # it never preempts the target worker (the draft has slack while the target verifies)
         router_cores = list(draft_cores or ()) if target_cores else []
@@ -72,7 +81,7 @@ class Engine:
             self._core = _core.Engine(self.config.to_core(), t_runner, d_runner, list(self.eos_token_ids),
                                       router_cores, target_native=t_runner.native_runner(),
                                       draft_native=None if d_runner is None else d_runner.native_runner(),
-                                      token_masker=token_masker)
+                                      token_masker=self._masker)
         except RuntimeError as e:  # a worker could not start: name the settings it was started with
             side = "draft" if "draft worker" in str(e) else "target"
             cores, threads = (draft_cores, draft_threads) if side == "draft" else (target_cores, target_threads)
@@ -100,6 +109,7 @@ class Engine:
         except BaseException:
             for tracker, _ in trackers:
                 self._core.discard(tracker.out.request_id)
+                self._release(tracker.out.request_id)
             raise
         return [t.out for t, _ in trackers]
 
@@ -118,6 +128,7 @@ class Engine:
         finally:
             if tracker.out.finish_reason is None:
                 self._core.discard(tracker.out.request_id)
+                self._release(tracker.out.request_id)
             self.last_output = tracker.out
 
     def stats(self) -> dict:
@@ -164,10 +175,17 @@ class Engine:
         text, ids = self._encode(prompt)
         index = next(self._request_index)
         seed = sp.seed if sp.seed is not None else _derive_seed(self.config.seed, index)
+        key = self._register(sp)
         try:
-            rid = self._core.submit(ids, sp.to_core(seed), every_round=not lazy or bool(sp.stop))
+            rid = self._core.submit(ids, sp.to_core(seed, key), every_round=not lazy or bool(sp.stop))
         except RuntimeError:  # the engine's only RuntimeError on submit: close() raced it
+            self._masker_release(key)
             raise EngineClosedError("the engine is closed; create a new Engine") from None
+        except BaseException:
+            self._masker_release(key)
+            raise
+        if key:
+            self._constraints[rid] = key
         out = RequestOutput(request_id=rid, prompt=text, prompt_token_ids=list(ids))
         return RequestTracker(out, self.tokenizer, sp.stop, lazy), rid
 
@@ -182,10 +200,38 @@ class Engine:
                     self._core.cancel(rid)
                 yield delta
             if ev["finish"]:
+                self._release(rid)
                 if ev["finish"] == "error":
                     raise request_error(ev["error_kind"], ev["error"])
                 yield tracker.finish(ev["finish"], ev["metrics"])
                 return
+
+    def _register(self, sp: SamplingParams) -> Optional[int]:
+        """The token-masker key of the request's response_format (None: send ``sp.constraint``)."""
+        if sp.response_format is None:
+            if sp.constraint and self._own_masker and self._masker is not None:
+                raise ValueError(f"constraint = {sp.constraint} needs an engine built with a TokenMasker "
+                                 "of the caller's (token_masker=...): this engine's own masker keys "
+                                 "response_format requests only; allowed constraint = 0 here")
+            return None
+        register = getattr(self._masker, "register", None)
+        if register is None:
+            raise ValueError("response_format needs the target's tokenizer (structured output masks "
+                             "tokens by their text), or a token_masker with register(response_format); "
+                             f"this engine has {'no tokenizer' if self._masker is None else 'neither'}: "
+                             "allowed response_format=None")
+        if not self.eos_token_ids:
+            raise ValueError("response_format needs an end-of-sequence token to end the output; this "
+                             "engine has no EOS ids: allowed response_format=None")
+        return register(sp.response_format)
+
+    def _release(self, rid: int) -> None:
+        """Forgets the request's constraint (any thread; a request without one is a no-op)."""
+        self._masker_release(self._constraints.pop(rid, 0))
+
+    def _masker_release(self, key: Optional[int]) -> None:
+        if key:
+            self._masker.release(key)
 
     def _encode(self, prompt: PromptLike):
         if isinstance(prompt, str):

@@ -1,6 +1,10 @@
 """SamplingParams: how one request samples and when it stops. Mirrors the C++
 ``ssdcore::SamplingParams`` (cpp/include/ssdcore/sampling.h) field for field, plus the stop strings,
 which need the tokenizer and stay in Python; ``seed=None`` derives a seed from the engine's.
+Structured output: ``response_format`` (response_format.py) is compiled here to a ResponseFormat; the
+engine registers it with its token masker and sends the key as the C++ ``constraint`` (to_core's
+argument). ``constraint`` itself is for a caller that manages its own token masker's keys
+(``Engine(token_masker=...)``); a request gives one or the other.
 
 Validated on construction by the C++ rules (``SamplingParams::validate()``, the same ones the
 runtime applies): every error is a ValueError naming the field, the value given and what is allowed.
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
 from ._core_struct import INT64, UINT64, build
+from .response_format import ResponseFormat, as_response_format
 
 _UINT64 = 2**64
 
@@ -39,7 +44,11 @@ class SamplingParams:
     stop_token_ids: Tuple[int, ...] = field(default_factory=tuple)
     seed: Optional[int] = None      # same seed, same output whatever the batch
     ignore_eos: bool = False
-    constraint: int = 0             # 0 = none; > 0: the engine's token masker's key for this request
+    constraint: int = 0             # 0 = none; > 0: a key of the engine's token masker (see below)
+    # structured output: None, a ResponseFormat or its dict form (response_format.py), e.g.
+    # {"type": "json_schema", "json_schema": {"name": "x", "schema": {...}}}; stored compiled. The
+    # engine registers it with its TokenMasker and sends the key as the C++ constraint.
+    response_format: Optional[ResponseFormat] = None
 
     def __post_init__(self):
         if isinstance(self.stop, str):
@@ -60,14 +69,25 @@ class SamplingParams:
             raise _fail("ignore_eos", self.ignore_eos, "True or False")
         if not _is_int(self.constraint):
             raise _fail("constraint", self.constraint, "an integer (0 = none)")
+        object.__setattr__(self, "response_format", as_response_format(self.response_format))
+        if self.response_format is not None and self.ignore_eos:
+            raise _fail("ignore_eos", True, "False with a response_format (the output ends where the "
+                        "format allows an end of sequence)")
+        if self.response_format is not None and self.constraint:
+            raise _fail("constraint", self.constraint, "0 with a response_format (the engine gives the "
+                        "format its key)")
         self.to_core(0)  # the value rules: C++ SamplingParams::validate()
 
-    def to_core(self, seed: int):
-        """The validated C++ ``_core.SamplingParams`` with the given (resolved) seed."""
+    def to_core(self, seed: int, constraint: Optional[int] = None):
+        """The validated C++ ``_core.SamplingParams`` with the given (resolved) seed and, when given,
+        the key the engine's token masker gave the request's response_format (else ``constraint``)."""
         from .. import _core
 
-        values = {name: getattr(self, name) for name in _core.SamplingParams.field_names() if name != "seed"}
+        values = {name: getattr(self, name) for name in _core.SamplingParams.field_names()
+                  if name != "seed"}
         values["seed"] = seed
+        if constraint is not None:
+            values["constraint"] = constraint
         return build(_core.SamplingParams, "SamplingParams", values, {"seed": UINT64, "constraint": INT64})
 
 

@@ -5,7 +5,10 @@ Pydantic models validate the JSON of ``POST /v1/completions`` and ``POST /v1/cha
 off the event loop); :func:`sampling_params` turns a request into :class:`SamplingParams`, whose own
 ValueErrors become HTTP 400 too. Unknown fields are ignored (as vLLM does); known OpenAI fields that
 ssdcore cannot honour (``n`` > 1, ``logprobs``, ``echo``, penalties, tools...) are rejected with an
-:class:`APIError` naming the field.
+:class:`APIError` naming the field. Structured output: OpenAI's ``response_format`` (json_schema,
+json_object, text, plus ssdcore's regex and grammar forms) or one of vLLM's ``guided_json``,
+``guided_regex``, ``guided_grammar``, ``guided_choice``; :func:`response_format_of` compiles it (a 400
+naming the field when it does not compile), on the preparation threads since a schema may be large.
 
 Invariants: every integer that reaches the runtime is bounded here (token ids, counts and ``top_k`` fit
 an int32, ``seed`` a uint64), so no request can make a binding raise instead of a 400; strings are
@@ -18,8 +21,9 @@ import time
 import uuid
 from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from ..engine.response_format import ResponseFormat, as_response_format, json_schema_format
 from ..engine.sampling_params import SamplingParams
 
 
@@ -74,6 +78,12 @@ class _Common(BaseModel):
     logit_bias: Optional[Dict[str, float]] = None
     ignore_eos: bool = False
     stop_token_ids: Optional[List[TokenId]] = None
+    response_format: Optional[Dict[str, Any]] = None
+    guided_json: Optional[Union[Dict[str, Any], str]] = None  # vLLM's structured-output extras
+    guided_regex: Optional[str] = None
+    guided_grammar: Optional[str] = None
+    guided_choice: Optional[List[str]] = Field(None, min_length=1)
+    _constraint: Optional[ResponseFormat] = PrivateAttr(None)  # response_format_of(), compiled once
 
 
 class CompletionRequest(_Common):
@@ -94,7 +104,6 @@ class ChatCompletionRequest(_Common):
     messages: List[ChatMessage] = Field(min_length=1)
     max_completion_tokens: Optional[Count] = None
     tools: Optional[List[Any]] = None
-    response_format: Optional[Dict[str, Any]] = None
 
 
 def check_supported(req: _Common) -> None:
@@ -119,8 +128,40 @@ def check_supported(req: _Common) -> None:
     if isinstance(req, ChatCompletionRequest):
         if req.tools:
             raise APIError("tools are not supported by ssdcore", "tools")
-        if req.response_format and req.response_format.get("type") not in (None, "text"):
-            raise APIError("response_format other than text is not supported", "response_format")
+
+
+GUIDED = ("response_format", "guided_json", "guided_regex", "guided_grammar", "guided_choice")
+
+
+def response_format_of(req: _Common) -> Optional[ResponseFormat]:
+    """The request's compiled constraint (None: unconstrained); APIError 400 naming the field. Also
+    stored on the request, so that sampling_params() does not compile it again."""
+    given = [name for name in GUIDED if getattr(req, name) is not None]
+    if len(given) > 1:
+        raise APIError(f"{' and '.join(given)} are given: allowed at most one of {', '.join(GUIDED)}",
+                       given[1])
+    name = given[0] if given else None
+    value = getattr(req, name) if name else None
+    try:
+        if name == "guided_json":
+            rf = json_schema_format(value)
+        elif name == "guided_regex":
+            rf = as_response_format({"type": "regex", "regex": value})
+        elif name == "guided_grammar":
+            rf = as_response_format({"type": "grammar", "grammar": value})
+        elif name == "guided_choice":
+            rf = as_response_format({"type": "regex", "regex": "|".join(_regex_escape(c) for c in value)})
+        else:
+            rf = as_response_format(value)
+    except ValueError as e:
+        raise APIError(f"{name}: {e}", name) from None
+    req._constraint = rf
+    return rf
+
+
+def _regex_escape(text: str) -> str:
+    """``text`` as a literal in llguidance's (Rust) regex syntax."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$#&-~" else c for c in text)
 
 
 def completion_prompt(req: CompletionRequest) -> Union[str, List[int]]:
@@ -156,12 +197,13 @@ def chat_messages(req: ChatCompletionRequest) -> List[dict]:
 def sampling_params(req: _Common, max_tokens: int) -> SamplingParams:
     """SamplingParams for the request (OpenAI defaults: temperature 1, top_p 1)."""
     top_k = req.top_k or 0
+    constraint = req._constraint if req._constraint is not None else response_format_of(req)
     try:
         return SamplingParams(
             temperature=1.0 if req.temperature is None else req.temperature,
             top_p=1.0 if req.top_p is None else req.top_p, top_k=max(top_k, 0),
             max_tokens=max_tokens, stop=req.stop or (), seed=req.seed, ignore_eos=req.ignore_eos,
-            stop_token_ids=tuple(req.stop_token_ids or ()))
+            stop_token_ids=tuple(req.stop_token_ids or ()), response_format=constraint)
     except ValueError as e:
         msg = str(e)
         field = msg.split(" ", 1)[0].removeprefix("SamplingParams.")

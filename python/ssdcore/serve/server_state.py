@@ -26,7 +26,7 @@ from .server_job import EngineJob, shutting_down_error
 from .server_metrics import ServerMetrics
 from .server_schema import (APIError, ChatCompletionRequest, CompletionRequest, ResponseShape,
                             chat_messages, check_supported, completion_prompt, parse_request,
-                            sampling_params)
+                            response_format_of, sampling_params)
 
 log = logging.getLogger(__name__)
 DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
@@ -82,6 +82,7 @@ class ServerState:
         req = await self._off_loop(parse_request, CompletionRequest, body)
         self.check_model(req.model)
         check_supported(req)
+        await self._off_loop(response_format_of, req)
         prompt = completion_prompt(req)
         ids = await self._off_loop(self.encode, prompt) if isinstance(prompt, str) else list(prompt)
         return req, ids, self.budget(ids, req.max_tokens, DEFAULT_COMPLETION_MAX_TOKENS, "prompt")
@@ -91,6 +92,7 @@ class ServerState:
         req = await self._off_loop(parse_request, ChatCompletionRequest, body)
         self.check_model(req.model)
         check_supported(req)
+        await self._off_loop(response_format_of, req)
         ids = await self._off_loop(self.chat_prompt, req)
         requested = req.max_tokens if req.max_completion_tokens is None else req.max_completion_tokens
         return req, ids, self.budget(ids, requested, None, "messages")
