@@ -72,6 +72,19 @@ def test_bench_writes_json_and_png(tmp_path: Path):
     assert "vs ar" in proc.stdout and "ttft ms" in proc.stdout
 
 
+def test_bench_json_rows_are_constrained_and_report_the_masking_cost(tmp_path: Path):
+    out = tmp_path / "bench"
+    proc = run_cli("bench", "--no-hf", "--num-prompts", "1", "--max-tokens", "12", "--repeats", "1",
+                   "--temperature", "0", "--sd-K", "2", "--ssd-K", "2", "--ssd-fan-out", "2",
+                   "--ngram-K", "2", "--json", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "bench.json").read_text())
+    assert result["settings"]["response_format"]["type"] == "json_schema"
+    for name, row in result["results"].items():  # every engine row masked its target rows
+        assert row["target_mask_ms_per_round"] > 0 and 0 < row["mask_share_of_verify"], name
+    assert "% of verify" in proc.stdout
+
+
 def test_generate_draft_free_ngram_is_sd_and_refuses_ssd():
     greedy = ("--max-tokens", "8", "--temperature", "0")
     ar = run_cli("generate", "def f(x):\n    return x\n\n\ndef g(x):\n", "--mode", "ar", *greedy)

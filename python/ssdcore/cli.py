@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draft-free sd rows (prompt lookup, `sd ngram K=..`); none without values")
     b.add_argument("--code-edit", action="store_true",
                    help="code-editing prompts (rewrite a given function: the output copies the input)")
+    _constraint_args(b)
+    b.add_argument("--json", action="store_true", help="structured-output rows: every engine row is "
+                   "constrained to a JSON schema (bench/prompts.py JSON_SCHEMA, or --json-schema ...), "
+                   "with JSON requests as prompts for an instruct model")
     b.add_argument("--repeats", type=_positive(int), default=5)
     b.add_argument("--no-hf", action="store_true", help="skip the transformers baselines")
     b.add_argument("--quick", action="store_true", help="small settings that finish in minutes")
@@ -264,8 +268,15 @@ def cmd_bench(args) -> None:
         args.num_prompts, args.max_tokens, args.repeats = 3, 48, 2
         args.sd_K, args.ssd_K, args.ssd_fan_out = [3], [3], [4]
         args.ssd_backup = args.ssd_backup or [args.backup]
+    response_format = _response_format(args)
+    if args.json and response_format is None:
+        from .bench.prompts import JSON_SCHEMA
+
+        response_format = {"type": "json_schema", "json_schema": {"name": "bench", "schema": JSON_SCHEMA}}
     if args.prompts:
         prompts = jsonl_prompts(args.prompts)[:args.num_prompts]
+    elif args.json and args.pair == "smollm2":
+        prompts = _json_prompts(args.target, args.num_prompts)
     elif args.code_edit:
         prompts = _code_edit_prompts(args.target, args.num_prompts)
     elif args.pair == "smollm2":  # an instruct model: chat questions and code, half each
@@ -281,7 +292,7 @@ def cmd_bench(args) -> None:
                               fan_out=args.ssd_fan_out, saguaro_c=args.saguaro_c,
                               backups=args.ssd_backup or ([args.backup] if args.backup != "auto"
                                                           else ["auto", "ngram"]),
-                              ngram_K=args.ngram_K, hf=not args.no_hf,
+                              ngram_K=args.ngram_K, hf=not args.no_hf, response_format=response_format,
                               target_cores=args.target_cores or [0],
                               draft_cores=args.draft_cores or [1],
                               target_device=args.target_device, draft_device=args.draft_device)
@@ -308,6 +319,16 @@ def _chat_and_code_prompts(target: str, count: int) -> list:
     chat = chat_prompts(count - count // 2, AutoTokenizer.from_pretrained(str(resolve_model_path(target))))
     code = stdlib_prompts(count // 2)
     return [p for pair in zip(chat, code) for p in pair] + chat[len(code):]
+
+
+def _json_prompts(target: str, count: int) -> list:
+    """Requests for JSON in the target's chat template (structured-output rows)."""
+    from transformers import AutoTokenizer
+
+    from .models.resolve import resolve_model_path
+    from .bench.prompts import json_prompts
+
+    return json_prompts(count, AutoTokenizer.from_pretrained(str(resolve_model_path(target))))
 
 
 def _code_edit_prompts(target, count: int) -> list:

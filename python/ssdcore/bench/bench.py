@@ -37,6 +37,7 @@ class BenchSettings:
     fan_out: List[object] = field(default_factory=lambda: [8])
     backups: List[str] = field(default_factory=lambda: ["auto"])
     ngram_K: List[int] = field(default_factory=list)  # draft-free sd (prompt lookup) rows
+    response_format: Optional[dict] = None  # structured output: every engine row is constrained
     saguaro_c: float = 1.0
     hf: bool = True
     target_cores: Optional[List[int]] = None
@@ -63,7 +64,10 @@ def _engine_contender(name: str, s: BenchSettings, **kw) -> Contender:
     engine = Engine(s.target, s.draft, max_batch=max(1, s.batch), target_cores=s.target_cores,
                     draft_cores=s.draft_cores, target_device=s.target_device,
                     draft_device=s.draft_device, **kw)
-    sp = SamplingParams(temperature=s.temperature, max_tokens=s.max_tokens, ignore_eos=True, seed=s.seed)
+    # constrained rows stop where the grammar ends (EOS), so they cannot ignore it
+    constrained = s.response_format is not None
+    sp = SamplingParams(temperature=s.temperature, max_tokens=s.max_tokens, ignore_eos=not constrained,
+                        seed=s.seed, response_format=s.response_format)
 
     ttft: List[float] = []
     decode_rates: List[float] = []
@@ -130,7 +134,7 @@ def build_contenders(s: BenchSettings) -> List[Contender]:
                 name = f"ssd K={k} F={f}" + (f" {b}" if len(s.backups) > 1 else "")
                 out.append(_engine_contender(name, s, mode="ssd", K=k, fan_out=f, backup=b,
                                              saguaro_c=s.saguaro_c))
-    if s.hf and s.batch == 1:
+    if s.hf and s.batch == 1 and s.response_format is None:  # transformers has no grammar of its own
         out += [_hf_contender("hf generate", s, False), _hf_contender("hf assisted", s, True)]
     return out
 
@@ -167,7 +171,8 @@ def summarize(s: BenchSettings, contenders: List[Contender]) -> dict:
             cache_hits=st.get("cache_hits"), cache_misses=st.get("cache_misses"),
             draft_hidden_fraction=st.get("draft_hidden_fraction"), backup_use=st.get("backup_use"),
             ttft_ms=1e3 * statistics.median(c.ttft) if c.ttft else None,
-            decode_tokens_per_s=statistics.median(c.decode_rates) if c.decode_rates else None)
+            decode_tokens_per_s=statistics.median(c.decode_rates) if c.decode_rates else None,
+            **mask_cost(st))
     ar = rows["ar"]["tokens_per_s"]
     sd_best = max((r["tokens_per_s"] for n, r in rows.items() if n.startswith("sd K=")), default=None)
     sd_decode = max((r["decode_tokens_per_s"] or 0 for n, r in rows.items() if n.startswith("sd K=")), default=0)
@@ -178,6 +183,20 @@ def summarize(s: BenchSettings, contenders: List[Contender]) -> dict:
     settings = asdict(s)
     settings["prompts"] = len(s.prompts)
     return dict(settings=settings, machine=machine_info(), results=rows)
+
+
+def mask_cost(stats: dict) -> dict:
+    """Structured output's cost from an engine's phase times: the target's masking per verification
+    round (ms) and as a share of the verification forward, and the draft's masking per round."""
+    phases = stats.get("phases") or {}
+    verify_s, rounds = (phases.get("target_verify") or (0.0, 0))[:2]
+    target_s = (phases.get("target_mask") or (0.0, 0))[0]
+    draft_s = (phases.get("draft_mask") or (0.0, 0))[0]
+    if not target_s and not draft_s:
+        return {}
+    return dict(target_mask_ms_per_round=1e3 * target_s / rounds if rounds else None,
+                mask_share_of_verify=target_s / verify_s if verify_s else None,
+                draft_mask_ms_per_round=1e3 * draft_s / rounds if rounds else None)
 
 
 def machine_info() -> dict:
@@ -198,7 +217,10 @@ def format_table(result: dict) -> str:
                      f"{fmt(r['ttft_ms'], '7.1f'):>7} {fmt(r['decode_tokens_per_s'], '7.0f'):>7} "
                      f"{fmt(r['decode_vs_sd'], '6.2f'):>6} "
                      f"{fmt(r['mean_accept_length'], '6.2f'):>6} {fmt(r['hit_rate'], '5.2f'):>5} "
-                     f"{fmt(r['draft_hidden_fraction'], '6.2f'):>6}  {pos}")
+                     f"{fmt(r['draft_hidden_fraction'], '6.2f'):>6}  {pos}"
+                     + (f"  mask {r['target_mask_ms_per_round']:.3f} ms/round = "
+                        f"{100 * r['mask_share_of_verify']:.1f}% of verify"
+                        if r.get("mask_share_of_verify") is not None else ""))
     return "\n".join(lines)
 
 

@@ -79,6 +79,28 @@ def chat_prompts(count: int, tokenizer) -> List[str]:
             for i in range(count)]
 
 
+# Requests for JSON (structured-output rows of an instruct model), with the schema their answers get.
+JSON_REQUESTS = (
+    "Describe the book '{}' as JSON: title, author, year and a one-sentence summary.",
+    "Give the city '{}' as JSON: name, country, population and two landmarks.",
+)
+JSON_SUBJECTS = ("Moby-Dick", "Paris", "Pride and Prejudice", "Tokyo", "Dracula", "Cairo", "Emma", "Lima")
+JSON_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "details": {"type": "array", "items": {"type": "string"},
+                                                           "maxItems": 4}},
+    "required": ["name", "details"],
+}
+
+
+def json_prompts(count: int, tokenizer) -> List[str]:
+    """``count`` requests for JSON in ``tokenizer``'s chat template (the bench's structured-output
+    prompts for instruct models; JSON_SCHEMA is the schema their rows use by default)."""
+    return [tokenizer.apply_chat_template(
+        [{"role": "user", "content": JSON_REQUESTS[i % len(JSON_REQUESTS)].format(JSON_SUBJECTS[i % len(JSON_SUBJECTS)])}],
+        add_generation_prompt=True, tokenize=False) for i in range(count)]
+
+
 _DEF = re.compile(r"^(\s*)def\s+(\w+)(.*)$")
 
 # Edits for instruct models (chat template): each keeps most of the function, so the answer copies it.
