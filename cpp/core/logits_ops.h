@@ -73,8 +73,12 @@ LogitsBackends built_in_logits_backends();
 using LogitsBackendsFactory = std::function<LogitsBackends()>;
 
 // Throws NonFiniteLogits ("<side> logits are not finite at position P (...)") for the first unusable row
-// of `rows` (positions[i] is the position row rows[i] predicts). One find_bad call.
+// of `rows` (positions[i] is the position row rows[i] predicts). One find_bad call. With `masked` and
+// `emptied`: a row with masked[i] set (masked in place for structured output) whose only defect is that
+// no finite entry is left is reported as (*emptied)[i] = 1 instead: its mask and the model's support do
+// not meet (e.g. a draft with a reduced vocabulary that lacks every token the grammar allows here).
 void check_rows_finite(LogitsOps& ops, const Logits& logits, const std::vector<int64_t>& rows,
-                       const std::vector<int64_t>& positions);
+                       const std::vector<int64_t>& positions,
+                       const std::vector<char>* masked = nullptr, std::vector<char>* emptied = nullptr);
 
 }  // namespace ssd

@@ -9,7 +9,9 @@ namespace ssd {
 
 // Step t forwards one row per decoding that still drafts (its earlier rows, if any, come first: see
 // StepRows), draws each decoding's next token from its logits row and appends the token, its Saguaro F
-// and the row it was drawn from to the decoding's speculation.
+// and the row it was drawn from to the decoding's speculation. A constrained row that masking left with
+// no finite entry (the grammar allows only tokens the draft cannot produce) ends its decoding there: the
+// speculation is shorter, which verification handles like any other length.
 void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_width, const StepRows& rows) {
   int32_t steps = 0;
   for (Decoding& d : decodings) {
@@ -37,9 +39,19 @@ void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_w
     }
     req.out_rows = static_cast<int32_t>(draws.size());
     Logits logits = req.run(*runner_, "draft");
-    masker_.apply(ops_.on(logits), logits);  // constrained rows, before they are drawn from
-    std::vector<int32_t> toks = draw(logits, draws);
+    LogitsOps& ops = ops_.on(logits);
+    masker_.apply(ops, logits);  // constrained rows, before they are drawn from
+    std::vector<int64_t> rows_used(draws.size()), positions(draws.size());
+    for (size_t i = 0; i < draws.size(); ++i) rows_used[i] = draws[i].row, positions[i] = draws[i].position;
+    std::vector<char> masked, emptied;
+    masker_.masked_flags(rows_used, &masked);
+    check_rows_finite(ops, logits, rows_used, positions, &masked, &emptied);
+    std::vector<int32_t> toks = draw(logits, draws, emptied);
     for (size_t i = 0; i < owner.size(); ++i) {
+      if (emptied[i]) {  // nothing the draft can propose here: this decoding stops
+        owner[i]->length = t;
+        continue;
+      }
       Speculation& spec = *owner[i]->spec;
       spec.tokens.push_back(toks[i]);
       spec.saguaro_f.push_back(draws[i].saguaro_f);
@@ -58,23 +70,24 @@ void DraftWorker::mask_row(const DraftSequence& s, int64_t out_row, const int32_
 
 // Samples one token per draw with the request's sampling parameters and Saguaro (C, F): exactly the
 // q' that verification will recompute from the same row. Draw i reads logits row i (decode_steps
-// requests its logits rows in draw order), so the rows are used in place, on their device.
-std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<DraftDraw>& draws) const {
+// requests its logits rows in draw order), so the rows are used in place, on their device. The rows
+// are usable (decode_steps checked them), except emptied ones, drawn greedily and ignored.
+std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<DraftDraw>& draws,
+                                       const std::vector<char>& emptied) const {
   LogitsOps& ops = ops_.on(logits);
   std::vector<DraftRowParams> params(draws.size());
-  std::vector<int64_t> rows(draws.size()), positions(draws.size());
   for (size_t i = 0; i < draws.size(); ++i) {
     if (draws[i].row != static_cast<int64_t>(i)) throw std::logic_error("DraftWorker::draw: rows out of order");
-    rows[i] = draws[i].row, positions[i] = draws[i].position;
   }
-  check_rows_finite(ops, logits, rows, positions);
   for (size_t i = 0; i < draws.size(); ++i) {
     const SamplingParams& rp = *draws[i].params;
     params[i].sampling = transform_of(rp);
+    if (emptied[i]) params[i].sampling = SamplingTransform{0.0f, 0, 1.0f};  // argmax of -inf: ignored
     params[i].saguaro.c = static_cast<float>(config_.saguaro_c);
     params[i].saguaro.fanout = draws[i].saguaro_f;
     params[i].seed = rp.seed;
     params[i].position = draws[i].position;
+    if (emptied[i]) params[i].saguaro.fanout = 0;
   }
   std::vector<int64_t> tokens(draws.size());
   DraftBatch batch;

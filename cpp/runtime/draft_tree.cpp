@@ -23,7 +23,8 @@ struct Branch {
 
 // Forwards [r, s_1..s_n] of every sequence (after any decided tokens missing from the draft KV) and
 // returns their logits; row0[b] is the row of r for sequence b, so g_j is row row0[b] + j.
-Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0) {
+Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0,
+                                 std::vector<char>* emptied) {
   ScopedTimer timer(stats_, Phase::kDraftGlue);
   ForwardBatchBuilder req;
   int32_t out_rows = 0;
@@ -58,7 +59,9 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
     const int32_t end = b + 1 < seqs.size() ? (*row0)[b + 1] : out_rows;
     for (int32_t r = (*row0)[b]; r < end; ++r) rows.push_back(r), positions.push_back(pending + 1 + (r - (*row0)[b]));
   }
-  check_rows_finite(ops_.on(glue), glue, rows, positions);
+  std::vector<char> masked;
+  masker_.masked_flags(rows, &masked);
+  check_rows_finite(ops_.on(glue), glue, rows, positions, &masked, emptied);  // rows are 0..out_rows-1
   return glue;
 }
 
@@ -66,15 +69,15 @@ Logits DraftWorker::glue_forward(const std::vector<DraftSequence*>& seqs, std::v
 // forbids (they rank last, at -inf, and only come up when fewer than F_j are allowed: the target could
 // never sample them, so their branches would be wasted).
 static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs, const Logits& glue,
-                                         const std::vector<int32_t>& row0, int32_t K, LogitsOps& ops,
-                                         const RowMasker& masker) {
+                                         const std::vector<char>& emptied, const std::vector<int32_t>& row0,
+                                         int32_t K, LogitsOps& ops, const RowMasker& masker) {
   std::vector<TopRequest> requests;  // (b, j) in order: the top-F_j tokens of g_j
   for (size_t b = 0; b < seqs.size(); ++b) {
     const DraftSequence* s = seqs[b];
     const auto& proposals = s->current.tokens;
     const int32_t n = static_cast<int32_t>(proposals.size());
     for (int32_t j = 0; j <= n; ++j) {
-      const int32_t f = j < n ? s->plan[j] : s->plan[K];
+      const int32_t f = emptied[row0[b] + j] ? 0 : j < n ? s->plan[j] : s->plan[K];  // nothing to rank
       const int32_t exclude = j < n ? proposals[j] : -1;  // a rejected token has no residual mass
       requests.push_back(TopRequest{row0[b] + j, f, exclude});
     }
@@ -107,10 +110,11 @@ static std::vector<Branch> fork_branches(const std::vector<DraftSequence*>& seqs
 
 // Fork every g_j, decode all branches K steps (one batched forward per step), populate the cache.
 void DraftWorker::tree_decode(const std::vector<DraftSequence*>& seqs, const Logits& glue,
+                              const std::vector<char>& emptied,
                               const std::vector<int32_t>& row0) {
   ScopedTimer timer(stats_, Phase::kDraftTree);
   const int32_t K = config_.K;
-  std::vector<Branch> branches = fork_branches(seqs, glue, row0, K, ops_.on(glue), masker_);  // glue's masks
+  std::vector<Branch> branches = fork_branches(seqs, glue, emptied, row0, K, ops_.on(glue), masker_);  // glue's masks
   std::vector<Decoding> decodings(branches.size());
   for (size_t i = 0; i < branches.size(); ++i) {
     Branch& br = branches[i];

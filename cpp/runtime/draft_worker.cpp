@@ -209,8 +209,9 @@ void DraftWorker::prespeculate() {
   }
   ScopedTimer busy(stats_, Phase::kDraftPrespeculate);
   std::vector<int32_t> row0;
-  Logits glue = glue_forward(seqs, &row0);
-  tree_decode(seqs, glue, row0);
+  std::vector<char> emptied;
+  Logits glue = glue_forward(seqs, &row0, &emptied);
+  tree_decode(seqs, glue, emptied, row0);
   const int64_t ns = busy.stop();
   last_prespec_[0] = busy.start_ns();
   last_prespec_[1] = busy.start_ns() + ns;

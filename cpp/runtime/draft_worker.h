@@ -128,12 +128,16 @@ class DraftWorker {
 
   // The draft step loop and its sampler (draft_decode.cpp).
   void decode_steps(std::vector<Decoding>& decodings, int32_t extra_width, const StepRows& rows);
-  std::vector<int32_t> draw(const Logits& logits, const std::vector<DraftDraw>& draws) const;
+  std::vector<int32_t> draw(const Logits& logits, const std::vector<DraftDraw>& draws,
+                            const std::vector<char>& emptied) const;
   void mask_row(const DraftSequence& s, int64_t out_row, const int32_t* path, int32_t n_path);
 
   // Tree pre-speculation pieces (draft_tree.cpp).
-  Logits glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0);
+  // emptied[r] = 1: glue row r is a constrained row with no finite entry left (no branch forks from it).
+  Logits glue_forward(const std::vector<DraftSequence*>& seqs, std::vector<int32_t>* row0,
+                      std::vector<char>* emptied);
   void tree_decode(const std::vector<DraftSequence*>& seqs, const Logits& glue,
+                   const std::vector<char>& emptied,
                    const std::vector<int32_t>& row0);
 
   EngineConfig config_;

@@ -32,11 +32,18 @@ LogitsBackends built_in_logits_backends() {
 }
 
 void check_rows_finite(LogitsOps& ops, const Logits& logits, const std::vector<int64_t>& rows,
-                       const std::vector<int64_t>& positions) {
+                       const std::vector<int64_t>& positions, const std::vector<char>* masked,
+                       std::vector<char>* emptied) {
   std::vector<BadLogit> bad;
   ops.find_bad(logits, rows, &bad);
+  if (emptied != nullptr) emptied->assign(rows.size(), 0);
   for (size_t i = 0; i < bad.size(); ++i) {
-    if (bad[i].column >= 0) throw NonFiniteLogits(non_finite_message(bad[i], logits.vocab, positions[i]));
+    if (bad[i].column < 0) continue;
+    if (emptied != nullptr && masked != nullptr && (*masked)[i] && bad[i].column == logits.vocab) {
+      (*emptied)[i] = 1;
+      continue;
+    }
+    throw NonFiniteLogits(non_finite_message(bad[i], logits.vocab, positions[i]));
   }
 }
 

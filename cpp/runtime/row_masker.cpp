@@ -59,6 +59,11 @@ void RowMasker::apply(LogitsOps& ops, const Logits& logits) {
   ops.apply_masks(logits, out_rows_, applied_.data(), words);
 }
 
+void RowMasker::masked_flags(const std::vector<int64_t>& rows, std::vector<char>* out) const {
+  out->assign(rows.size(), 0);
+  for (size_t i = 0; i < rows.size() && !rows_.empty(); ++i) out->at(i) = mask_at(rows[i]) != nullptr ? 1 : 0;
+}
+
 const uint32_t* RowMasker::mask_at(int64_t out_row) const {
   auto it = std::lower_bound(rows_.begin(), rows_.end(), out_row,
                              [](const Row& r, int64_t row) { return r.out_row < row; });

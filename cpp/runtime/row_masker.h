@@ -63,6 +63,9 @@ class RowMasker {
   // Masks every recorded row of `logits` (see the file comment). Throws TokenMaskerError.
   void apply(LogitsOps& ops, const Logits& logits);
   const std::vector<Row>& rows() const { return rows_; }
+  // After apply(): (*out)[i] = 1 when logits row rows[i] was masked (recorded, and its mask allowed
+  // some token); all 0 when nothing was recorded.
+  void masked_flags(const std::vector<int64_t>& rows, std::vector<char>* out) const;
   // After apply(): the mask applied to logits row `out_row` (host memory, token_mask.h layout), or
   // null when the row was not recorded or was left unmasked. Rows must have been added in increasing
   // out_row order (every caller does).

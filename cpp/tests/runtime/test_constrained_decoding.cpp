@@ -7,6 +7,7 @@
 // requests only; a target row with no allowed token fails its request with a clear error, a draft row
 // with none lets the draft propose anything; requests the engine cannot serve are rejected up front.
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -34,7 +35,9 @@ std::uint32_t mix(std::uint32_t x) {
 // draft adds noise so that only part of its proposals pass.
 class TestModel : public ssdcore::ModelRunner {
  public:
-  TestModel(int lanes, int slots, float noise) : slots_(slots), noise_(noise), kv_(lanes * slots, -1) {}
+  // support: tokens >= support get -inf (a draft with a reduced vocabulary)
+  TestModel(int lanes, int slots, float noise, std::int64_t support = kVocab)
+      : slots_(slots), noise_(noise), support_(support), kv_(lanes * slots, -1) {}
   std::int64_t vocab_size() const override { return kVocab; }
   ssdcore::Logits forward(const ssdcore::ForwardBatch& b) override {
     for (std::size_t r = 0; r < b.rows; ++r) kv_[b.lanes[r] * slots_ + b.slots[r]] = b.tokens[r];
@@ -50,6 +53,7 @@ class TestModel : public ssdcore::ModelRunner {
         const std::uint32_t t = static_cast<std::uint32_t>(v);
         row[v] = 4.0f * (mix(p2 * 131u + p1 * 7u + t) >> 8) / 16777216.0f +
                  noise_ * (mix(p2 * 17u + p1 * 3u + t + 99u) >> 8) / 16777216.0f;
+        if (v >= support_) row[v] = -INFINITY;
       }
     }
     return out;
@@ -58,6 +62,7 @@ class TestModel : public ssdcore::ModelRunner {
  private:
   const int slots_;
   const float noise_;
+  const std::int64_t support_;
   std::vector<std::int32_t> kv_;
 };
 
@@ -85,6 +90,7 @@ class RuleMasker : public ssdcore::TokenMasker {
   std::atomic<int> bad_paths{0};        // target rows whose path (the draft's proposals) left the grammar
   std::atomic<int> draft_bad_paths{0};  // draft rows whose path left the grammar
   std::atomic<bool> tight{false};       // use tight_allows instead of rule_allows
+  std::atomic<bool> high_at_odd{false};  // after an odd number of tokens only tokens >= kVocab / 2
 
   void fill_masks(int side, const ssdcore::MaskRow* r, std::int32_t n, std::uint32_t* masks,
                   std::int32_t words) override {
@@ -96,6 +102,7 @@ class RuleMasker : public ssdcore::TokenMasker {
       std::int64_t sum = 0;
       for (std::int32_t j = 0; j < r[i].n_generated; ++j) sum += r[i].generated[j];
       const auto allows = [this](std::int64_t t, std::int64_t s, std::int64_t l) {
+        if (high_at_odd && l % 2 == 1 && t < kVocab / 2) return false;
         return tight ? tight_allows(t, s, l) : rule_allows(t, s, l);
       };
       bool path_ok = true;
@@ -125,10 +132,10 @@ ssdcore::EngineConfig config_for(const std::string& mode, const std::string& bac
 }
 
 struct Rig {
-  Rig(const ssdcore::EngineConfig& c, std::shared_ptr<RuleMasker> m)
+  Rig(const ssdcore::EngineConfig& c, std::shared_ptr<RuleMasker> m, std::int64_t draft_support = kVocab)
       : masker(std::move(m)),
         target(c.max_batch, c.target_slots(), 0.0f),
-        draft(c.max_batch, c.draft_slots(), 1.5f),
+        draft(c.max_batch, c.draft_slots(), 1.5f, draft_support),
         engine(c, &target, c.mode == "ar" ? nullptr : &draft, {}, masker) {}
   std::shared_ptr<RuleMasker> masker;
   TestModel target;
@@ -245,6 +252,31 @@ SSD_TEST(a_draft_mask_that_allows_nothing_leaves_the_draft_free_and_the_output_e
     Rig rig(config_for("ssd", backup), masker);
     SSD_CHECK(run_batch(rig, ps) == want);
     SSD_CHECK(masker->bad_paths > 0);  // an unmasked draft proposes disallowed tokens (the control)
+  }
+}
+
+SSD_TEST(a_draft_that_cannot_produce_any_allowed_token_stops_drafting_there_and_the_output_stays_exact) {
+  // The draft's logits are -inf for tokens >= kVocab / 2 (a reduced vocabulary); after an odd number of
+  // tokens the grammar allows only such tokens, so masking leaves those draft rows with no finite entry.
+  const auto high_masker = [] {
+    auto m = std::make_shared<RuleMasker>();
+    m->high_at_odd = true;
+    return m;
+  };
+  Rig ref(config_for("ar", "auto"), high_masker());
+  for (double temperature : {0.0, 1.0}) {
+    const std::vector<ssdcore::SamplingParams> ps(kPrompts.size(), params(temperature, 5));
+    const auto want = run_batch(ref, ps);
+    for (const ModeCase& m : kModes) {
+      if (std::string(m.mode) == "ar") continue;
+      Rig rig(config_for(m.mode, m.backup), high_masker(), kVocab / 2);
+      const auto got = run_batch(rig, ps);  // before the fix: "draft logits are not finite ... (no finite entry)"
+      if (temperature == 0.0) SSD_CHECK(got == want);
+      for (const auto& out : got) {
+        SSD_CHECK(follows_rule(out));
+        for (std::size_t i = 1; i < out.size(); i += 2) SSD_CHECK(out[i] >= kVocab / 2);
+      }
+    }
   }
 }
 
