@@ -37,6 +37,7 @@ void DraftWorker::decode_steps(std::vector<Decoding>& decodings, int32_t extra_w
       draws.push_back({row, &d.seq->params, d.pos0 + t + 1, f});
       owner.push_back(&d);
     }
+    if (draws.empty()) break;  // every decoding has stopped (see below)
     req.out_rows = static_cast<int32_t>(draws.size());
     Logits logits = req.run(*runner_, "draft");
     LogitsOps& ops = ops_.on(logits);

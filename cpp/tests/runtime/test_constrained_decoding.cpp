@@ -40,6 +40,7 @@ class TestModel : public ssdcore::ModelRunner {
       : slots_(slots), noise_(noise), support_(support), kv_(lanes * slots, -1) {}
   std::int64_t vocab_size() const override { return kVocab; }
   ssdcore::Logits forward(const ssdcore::ForwardBatch& b) override {
+    if (b.rows == 0 || b.out_rows == 0) throw std::logic_error("an empty forward");  // as the CPU model
     for (std::size_t r = 0; r < b.rows; ++r) kv_[b.lanes[r] * slots_ + b.slots[r]] = b.tokens[r];
     ssdcore::Logits out = ssdcore::Logits::allocate(b.out_rows, kVocab);
     for (std::size_t r = 0; r < b.rows; ++r) {
