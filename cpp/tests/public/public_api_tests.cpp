@@ -13,20 +13,14 @@
 #include <vector>
 
 #include "check.h"
+#include "hash_mix.h"
 #include "ssdcore/ssdcore.h"
 
 namespace {
 
 constexpr std::int64_t kVocab = 48;
 
-std::uint32_t mix(std::uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352dU;
-  x ^= x >> 15;
-  x *= 0x846ca68bU;
-  x ^= x >> 16;
-  return x;
-}
+using ssd_test::mix;
 float unit(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
   return static_cast<float>(mix(a ^ mix(b ^ mix(c ^ mix(d)))) >> 8) / 16777216.0f;
 }

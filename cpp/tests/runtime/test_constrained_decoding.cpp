@@ -16,20 +16,14 @@
 #include <vector>
 
 #include "check.h"
+#include "hash_mix.h"
 #include "ssdcore/ssdcore.h"
 
 namespace {
 
 constexpr std::int64_t kVocab = 40;
 
-std::uint32_t mix(std::uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352dU;
-  x ^= x >> 15;
-  x *= 0x846ca68bU;
-  x ^= x >> 16;
-  return x;
-}
+using ssd_test::mix;
 
 // Logits from the last two context tokens (read back through the attention the batch describes); the
 // draft adds noise so that only part of its proposals pass.
