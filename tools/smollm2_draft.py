@@ -352,7 +352,7 @@ def train(args) -> None:
 def export(args) -> None:
     """Write the shipped part of the draft (bf16 safetensors: layers, norm, head) and its config."""
     from safetensors.torch import save_file
-    ck = torch.load(WORK / "draft_ckpt.pt")
+    ck = torch.load(WORK / f"draft_ckpt{args.tag}.pt")  # --tag: a parallel run's checkpoint
     sd = ck["model"]
     out = {}
     frozen = ck.get("frozen", 0)  # the target's own layers 0 .. frozen-1: not shipped
