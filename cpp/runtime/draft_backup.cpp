@@ -9,10 +9,9 @@
 namespace ssd {
 
 int32_t DraftWorker::proposal_budget(const DraftSequence& seq, int32_t extra_decided) const {
-  int32_t pending_pos = static_cast<int32_t>(seq.tokens.size()) - 1 + extra_decided;
-  int32_t by_context = config_.max_context - 1 - pending_pos;
-  int32_t by_length = seq.max_tokens_left - extra_decided - 1;
-  return std::max(0, std::min({config_.K, by_context, by_length}));
+  const int32_t pending_pos = static_cast<int32_t>(seq.tokens.size()) - 1 + extra_decided;
+  return ssd::proposal_budget(config_.K, config_.max_context, pending_pos,
+                              seq.max_tokens_left - extra_decided);
 }
 
 // Serves every missed sequence with one backup, timed for the backup chooser (last_round_).

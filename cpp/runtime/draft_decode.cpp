@@ -79,16 +79,16 @@ std::vector<int32_t> DraftWorker::draw(const Logits& logits, const std::vector<D
   std::vector<DraftRowParams> params(draws.size());
   for (size_t i = 0; i < draws.size(); ++i) {
     if (draws[i].row != static_cast<int64_t>(i)) throw std::logic_error("DraftWorker::draw: rows out of order");
-  }
-  for (size_t i = 0; i < draws.size(); ++i) {
     const SamplingParams& rp = *draws[i].params;
     params[i].sampling = transform_of(rp);
-    if (emptied[i]) params[i].sampling = SamplingTransform{0.0f, 0, 1.0f};  // argmax of -inf: ignored
     params[i].saguaro.c = static_cast<float>(config_.saguaro_c);
     params[i].saguaro.fanout = draws[i].saguaro_f;
     params[i].seed = rp.seed;
     params[i].position = draws[i].position;
-    if (emptied[i]) params[i].saguaro.fanout = 0;
+    if (emptied[i]) {  // argmax of an all -inf row, without Saguaro: drawn only to be ignored
+      params[i].sampling = SamplingTransform{0.0f, 0, 1.0f};
+      params[i].saguaro.fanout = 0;
+    }
   }
   std::vector<int64_t> tokens(draws.size());
   DraftBatch batch;

@@ -17,9 +17,13 @@
 // token, each >= 0; when onehot: no q; when sampled with n > 0: one q row per token, unless greedy (made for a temperature-0 request, whose
 // verification compares each token with the target's argmax and reads no q).
 //
+// proposal_budget() is the one rule for how many tokens a speculation may propose.
+//
 // Threads: a plain value type (moved or copied through Channels); no synchronization of its own. The
-// rows q refers to are never written after the forward that produced them returned.
+// rows q refers to are never written once a proposal refers to them (structured output masks a row
+// right after its forward, before anything is drawn from it).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -60,5 +64,12 @@ struct Speculation {
     return tokens.empty() || greedy || has_rows();
   }
 };
+
+// The most tokens a speculation may propose for a sequence whose pending token sits at
+// `pending_position` and that may still produce `tokens_left` tokens after it: K, and no more than the
+// context and the request's length leave room for (a round decides accepted + 1 tokens).
+inline int32_t proposal_budget(int32_t K, int32_t max_context, int32_t pending_position, int32_t tokens_left) {
+  return std::max(0, std::min({K, max_context - 1 - pending_position, tokens_left - 1}));
+}
 
 }  // namespace ssd

@@ -97,12 +97,12 @@ void TargetWorker::admit(ToDraft* msg) {
   if (!keep.empty()) prefill(keep, msg);
 }
 
-// Draft-free sd: up to K one-hot proposals by n-gram lookup in the sequence's own tokens, no more than
-// the context and max_tokens leave room for (a round decides accepted + 1 tokens).
+// Draft-free sd: up to K one-hot proposals by n-gram lookup in the sequence's own tokens, within the
+// proposal budget (speculation.h).
 static Speculation lookup_speculation(const Sequence& s, const EngineConfig& config) {
-  const int32_t by_context = config.max_context - 1 - s.pending_position();
-  const int32_t by_length = s.params.max_tokens - s.generated() - 1;
-  return ngram_speculation(s.tokens, config, std::max(0, std::min({config.K, by_context, by_length})));
+  const int32_t budget = proposal_budget(config.K, config.max_context, s.pending_position(),
+                                         s.params.max_tokens - s.generated());
+  return ngram_speculation(s.tokens, config, budget);
 }
 
 ToTarget TargetWorker::exchange(ToDraft msg) {
