@@ -93,6 +93,11 @@ def test_generate_draft_free_ngram_is_sd_and_refuses_ssd():
     assert lookup.returncode == 0 and ar.returncode == 0, lookup.stderr + ar.stderr
     assert lookup.stdout == ar.stdout and "[sd]" in lookup.stderr
     assert_clean_error(run_cli("generate", "x", "--draft", "ngram", "--mode", "ssd"), "ngram", "allowed")
+    strict = run_cli("generate", "def f(x):\n    return x\n\n\ndef g(x):\n", "--draft", "ngram",
+                     "--ngram-n", "4", "--ngram-min-n", "2", *greedy)
+    assert strict.returncode == 0 and strict.stdout == ar.stdout, strict.stderr
+    assert_clean_error(run_cli("generate", "x", "--draft", "ngram", "--ngram-n", "2", "--ngram-min-n", "3"),
+                       "ngram_min_n", "3")
 
 
 def test_missing_prompt_file():

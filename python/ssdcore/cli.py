@@ -68,6 +68,10 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fan-out", type=_fan_out, default=8, help="budget F, list F_0..F_K, or geometric")
     p.add_argument("--backup", default="auto", choices=["auto", "jit", "ngram", "none"])
     p.add_argument("--saguaro-c", type=float, default=1.0)
+    p.add_argument("--ngram-n", type=int, default=3,
+                   help="prompt lookup (--draft ngram, --backup ngram): longest match tried, 1..8")
+    p.add_argument("--ngram-min-n", type=int, default=1,
+                   help="prompt lookup: shortest match accepted, 1..--ngram-n")
     p.add_argument("--target-device", default="cpu")
     p.add_argument("--draft-device", default="cpu")
     p.add_argument("--target-threads", type=_positive(int), default=1)
@@ -220,7 +224,8 @@ def _read_prompt(args) -> str:
 def _engine_kwargs(args) -> dict:
     return dict(target_device=args.target_device, draft_device=args.draft_device,
                 target_threads=args.target_threads, draft_threads=args.draft_threads,
-                target_cores=args.target_cores, draft_cores=args.draft_cores)
+                target_cores=args.target_cores, draft_cores=args.draft_cores,
+                ngram_n=args.ngram_n, ngram_min_n=args.ngram_min_n)
 
 
 def cmd_generate(args) -> None:

@@ -269,7 +269,7 @@ def serve(args) -> None:
                         max_context=args.max_context, target_device=args.target_device,
                         draft_device=args.draft_device, target_threads=args.target_threads,
                         draft_threads=args.draft_threads, target_cores=args.target_cores,
-                        draft_cores=args.draft_cores)
+                        draft_cores=args.draft_cores, ngram_n=args.ngram_n, ngram_min_n=args.ngram_min_n)
         with engine:
             app = create_app(engine, args.model_name or default_model_name(args.target), args.workers,
                              api_key=args.api_key or None, max_request_bytes=args.max_request_bytes,
