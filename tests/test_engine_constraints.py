@@ -10,7 +10,8 @@ grammar never completes, so requests run to max_tokens).
   positions and chi-square tests of the 2nd and 3rd tokens' exact marginals (as in
   test_engine_sampling.py), through cache hits and misses under each backup and Saguaro C < 1; the
   statistics reject the draft's own masked distribution (negative control);
-* a masker that raises fails the constrained request with a clear error, and the engine then serves
+* a masker that raises fails the constrained request with a clear error (on the draft side only, it
+  fails nothing: the draft proposes unmasked), and the engine then serves
   an unconstrained request; an unconstrained request in a batch of constrained ones gets the tokens
   it gets alone;
 * requests the engine cannot constrain are rejected with ValueError.
@@ -57,10 +58,11 @@ class RuleMasker:
         self.forbid = ()        # EOS ids, set once the engine knows them
         self.calls = [0, 0]     # per side
         self.fail = False
+        self.fail_draft = False
 
     def fill_masks(self, side, rows, masks_ptr, words):
         self.calls[side] += 1
-        if self.fail:
+        if self.fail or (self.fail_draft and side == 1):
             raise RuntimeError("the grammar broke")
         masks = np.ctypeslib.as_array((ctypes.c_uint32 * (len(rows) * words)).from_address(masks_ptr))
         masks = masks.reshape(len(rows), words)
@@ -223,6 +225,20 @@ def test_a_masker_that_raises_fails_the_request_and_the_engine_goes_on(pair):
             masker.fail = False
             out = engine.generate(PROMPT, SamplingParams(temperature=0, max_tokens=6, constraint=KEY))[0]
             assert follows_rule(out.token_ids)
+
+
+def test_a_masker_that_raises_on_the_draft_side_fails_nothing(pair):
+    """The draft's masking is advice: when it raises, the draft proposes unmasked and the target's own
+    masking keeps the output exact (greedy: the target-only constrained output), counted in stats."""
+    params = SamplingParams(temperature=0, max_tokens=12, constraint=KEY)
+    with engine_for(pair, RuleMasker(), mode="ar") as engine:
+        want = engine.generate(PROMPT, params)[0].token_ids
+    for name in ("sd", "ssd-jit", "ssd-auto"):
+        masker = RuleMasker()
+        masker.fail_draft = True
+        with engine_for(pair, masker, **MODES[name]) as engine:
+            assert engine.generate(PROMPT, params)[0].token_ids == want, name
+            assert engine.stats()["draft_mask_failures"] > 0 and masker.calls[1] > 0, name
 
 
 def test_unconstrained_neighbours_are_unaffected(pair, runner_kind):

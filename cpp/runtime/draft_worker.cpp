@@ -46,8 +46,6 @@ void DraftWorker::handle(ToDraft& msg) {
     }
   } catch (const NonFiniteLogits& e) {
     fail(msg, std::string("draft ") + e.what(), ErrorKind::kNonFinite);
-  } catch (const TokenMaskerError& e) {
-    fail(msg, std::string("draft ") + e.what(), ErrorKind::kModelRunner);
   } catch (const std::exception& e) {
     fail(msg, std::string("draft model runner failed: ") + e.what(), ErrorKind::kModelRunner);
   }

@@ -35,12 +35,20 @@ void RowMasker::apply(LogitsOps& ops, const Logits& logits) {
                             static_cast<int32_t>(r.path_end - r.path_begin)};
   }
   masks_.assign(n * static_cast<size_t>(words), 0u);
+  std::string error;
   try {
     masker_->fill_masks(side_, mask_rows_.data(), static_cast<int32_t>(n), masks_.data(), words);
   } catch (const std::exception& e) {
-    throw TokenMaskerError(std::string("token masker failed: ") + e.what());
+    error = std::string("token masker failed: ") + e.what();
   } catch (...) {
-    throw TokenMaskerError("token masker failed: an exception that is not a std::exception");
+    error = "token masker failed: an exception that is not a std::exception";
+  }
+  if (!error.empty()) {
+    if (side_ == 0) throw TokenMaskerError(error);
+    for (Row& r : rows_) r.none_allowed = true;  // the draft: every row unmasked (see the file comment)
+    masks_.clear();
+    if (stats_ != nullptr) stats_->record_draft_mask_failure();
+    return;
   }
   words_ = words;
   out_rows_.clear();

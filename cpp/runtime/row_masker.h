@@ -8,7 +8,12 @@
 //
 // Rows whose mask allows no token are left unmasked and flagged (Row::none_allowed): the caller decides
 // (the target fails the request if it uses the row, the draft proposes from the unmasked row).
-// A TokenMasker that throws makes apply() throw TokenMaskerError ("token masker failed: ...").
+// A TokenMasker that throws makes the target's apply() throw TokenMaskerError ("token masker failed:
+// ..."), which fails the constrained requests of that forward. On the draft side (side 1) a failing
+// masker is not an error: the draft's rows stay unmasked (as rows whose mask allows nothing do), the
+// failure is counted (Stats::record_draft_mask_failure), and the target's own masking still decides
+// what is emitted: a draft proposal is only advice, verified against the target's masked p with the
+// q it was drawn from, so the output stays exact and no request fails for the draft's sake.
 //
 // Invariants: `generated` pointers given to add() stay valid until apply() returns (they point into a
 // sequence's token vector, which no one changes during a forward); paths are copied.

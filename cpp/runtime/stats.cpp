@@ -129,6 +129,11 @@ void Stats::add_worker_bytes(std::uint64_t bytes) {
   s_.worker_bytes += bytes;
 }
 
+void Stats::record_draft_mask_failure() {
+  std::lock_guard<std::mutex> lk(m_);
+  ++s_.draft_mask_failures;
+}
+
 void Stats::record_finish(FinishReason reason) {
   const int i = static_cast<int>(reason);
   if (i <= 0 || i >= ssdcore::kNumFinishReasons) return;

@@ -73,6 +73,7 @@ class Stats {
   void add_phase_ns(Phase p, std::int64_t ns);          // one interval of ns (negative -> 0)
   void add_draft_window(std::int64_t overlap_ns);      // one window reported; its overlap_ns()
   void add_worker_bytes(std::uint64_t bytes);          // a message between the workers
+  void record_draft_mask_failure();                     // a draft forward left unmasked (RowMasker)
   void record_finish(FinishReason reason);              // one request ended (kNone is ignored)
 
   StatsSnapshot snapshot() const;

@@ -70,6 +70,7 @@ struct StatsSnapshot {
   std::int64_t draft_overlap_ns = 0;             // draft busy time overlapping target verification
   std::uint64_t draft_windows = 0;               // pre-speculation windows measured against a verify
   std::uint64_t worker_bytes = 0;                // bytes the workers passed each other (ids, lengths, handles)
+  std::uint64_t draft_mask_failures = 0;         // draft forwards left unmasked: the TokenMasker threw there
   std::vector<std::uint64_t> requests_finished;  // [kNumFinishReasons] requests that ended, by reason
 
   // Derived (0 when the denominator is 0).
@@ -103,6 +104,7 @@ struct StatsSnapshot {
     f("draft_overlap_ns", &StatsSnapshot::draft_overlap_ns);
     f("draft_windows", &StatsSnapshot::draft_windows);
     f("worker_bytes", &StatsSnapshot::worker_bytes);
+    f("draft_mask_failures", &StatsSnapshot::draft_mask_failures);
     f("requests_finished", &StatsSnapshot::requests_finished);
     f("position_acceptance", &StatsSnapshot::position_acceptance);
     f("source_mean_accepted", &StatsSnapshot::source_mean_accepted);

@@ -80,6 +80,7 @@ class RuleMasker : public ssdcore::TokenMasker {
  public:
   std::atomic<int> rows[2] = {{0}, {0}};
   std::atomic<bool> throw_on_target{false};
+  std::atomic<bool> throw_on_draft{false};
   std::atomic<bool> draft_allows_nothing{false};
   std::atomic<int> none_at_length{-1};  // target rows whose context has this length allow nothing
   std::atomic<int> bad_paths{0};        // target rows whose path (the draft's proposals) left the grammar
@@ -92,6 +93,7 @@ class RuleMasker : public ssdcore::TokenMasker {
     if (side != 0 && side != 1) throw std::logic_error("bad side");
     rows[side] += n;
     if (side == 0 && throw_on_target) throw std::runtime_error("grammar exploded");
+    if (side == 1 && throw_on_draft) throw std::runtime_error("draft grammar exploded");
     for (std::int32_t i = 0; i < n; ++i) {
       if (r[i].constraint != 5) throw std::logic_error("unexpected constraint");
       std::int64_t sum = 0;
@@ -326,6 +328,26 @@ SSD_TEST(a_masker_that_throws_fails_the_constrained_requests_and_the_engine_goes
     SSD_CHECK(rig.engine.wait(fine).ok());
     masker->throw_on_target = false;
     SSD_CHECK(rig.engine.generate({1, 2, 3}, params(0.0, 5)).ok());
+  }
+}
+
+SSD_TEST(a_masker_that_throws_on_the_draft_side_leaves_the_draft_unmasked_and_fails_nothing) {
+  const std::vector<ssdcore::SamplingParams> ps = {params(0.0, 5), params(0.0, 0), params(0.0, 5), params(0.0, 0)};
+  Rig healthy(config_for("ar", "auto"), std::make_shared<RuleMasker>());
+  const std::vector<std::vector<std::int32_t>> want = run_batch(healthy, ps);
+  for (const ModeCase& m : kModes) {
+    if (std::string(m.mode) == "ar") continue;  // no draft
+    auto masker = std::make_shared<RuleMasker>();
+    masker->throw_on_draft = true;
+    Rig rig(config_for(m.mode, m.backup), masker);
+    const std::vector<std::vector<std::int32_t>> got = run_batch(rig, ps);  // every request succeeds
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      SSD_CHECK(got[i] == want[i]);  // greedy: exactly the target's, constrained by the target's masks
+      if (ps[i].constraint > 0) SSD_CHECK(follows_rule(got[i]));
+    }
+    const ssdcore::StatsSnapshot s = rig.engine.stats();
+    SSD_CHECK(s.draft_mask_failures > 0);
+    SSD_CHECK(masker->rows[1] > 0);
   }
 }
 

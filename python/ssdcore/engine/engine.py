@@ -136,7 +136,9 @@ class Engine:
         requests finished by reason (every field of the C++ ``StatsSnapshot``, by name),
         ``worker_bytes`` / ``worker_bytes_per_round``: what the target and draft workers passed each
         other (token ids, accept lengths, row handles; never logits rows, so it does not grow with V),
-        and ``forward``: which forward each model runs, by side (``{"target": "native", "draft":
+        ``draft_mask_failures``: draft forwards left unmasked because the token masker raised there
+        (the target's masking still decides the output; a failure on the target side fails the
+        constrained requests instead), and ``forward``: which forward each model runs, by side (``{"target": "native", "draft":
         "native"}``; no "draft" in ``ar`` mode without a draft), from each runner's ``forward_kind``."""
         s = self._core.stats()
         s["forward"] = dict(self._forward)
