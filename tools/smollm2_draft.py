@@ -30,37 +30,8 @@ held-out prompts (other templates and topics: tools/smollm2_prompts.py), equal t
 token. Printed with the teacher tokens seen and the wall time every ``--eval-every`` steps, and
 appended to ``tools/_work/smollm2/curve.jsonl``.
 
-Result of the first run (2026-12-05, 2 CPU cores shared with a test suite; load average 4-6):
-teacher data: 2,946 training prompts (23 templates), 403,473 teacher tokens, generated in 54 min by
-one process (tools/smollm2_generate.py, 24 lanes, 125-146 tok/s); held-out: 96 prompts from 8 other
-templates, 10,976 greedy tokens, 86.5 % of them ids < 8192 (the head's ceiling). Training: 2
-layers, 8192-id head, 475 steps, 38.8 min (one thread for 13.7 min while generation ran, then two),
-1.21 M trained tokens (3 epochs). Held-out greedy agreement against trained tokens / minutes
-(teacher tokens available: 350 k up to step 120, then 385 k, then 403 k):
-
-    trained tokens   0     104k   208k   310k   412k   509k   608k   712k   821k   919k   1.03M  1.13M  1.21M
-    minutes          0     4.2    7.8    10.8   13.7   18.4   24.5   27.4   30.5   32.4   34.4   36.4   38.8
-    agreement        0.035 0.185  0.255  0.278  0.304  0.312  0.324  0.338  0.349  0.358  0.360  0.361  0.366
-
-Training agreement (sampled and greedy answers) ended at 0.46: the 2-layer draft underfits rather
-than memorises, and the curve flattens, so more steps alone will not reach 0.5. ``eval-engine`` on 16
-held-out prompts x 64 tokens, K=4, B=1, greedy: per-position acceptance (sd) 0.29 / 0.32 / 0.41 /
-0.65 (ssd 0.40 / 0.52 / 0.71 / 0.69, cache hit rate 0.26), mean accept length 1.44 (sd) / 1.48 (ssd);
-decode step 1.14 ms (draft) vs 35.9 ms (target), native forward, one thread each; ar 24.3 tok/s,
-sd 26.8, ssd 27.5 on the loaded machine. Not shipped (the bar was 0.50).
-
-Second probe (2026-12-05, same data plus 84 k new teacher tokens, 120 steps = 303 k trained tokens,
-one thread each, 2 cores shared with builds): does freezing the target's own lower layers help?
-Held-out agreement at 100 k / 200 k / 303 k trained tokens:
-
-    draft (trainable on top of frozen target layers)     100k    200k    303k   inference layers
-    2 trainable (first run above, other LR schedule)     0.185   0.255   0.278        2
-    --frozen 4 --layers 1                                0.179   0.250   0.259        5
-    --frozen 8 --layers 1                                0.207   0.270   0.282        9
-
-Freezing buys little at equal trained tokens: the trainable capacity, not the features under it, is
-the limit at this budget; an untrained layer-skip draft (target layers {0-3, 26-29} and the like)
-agrees on < 1.1 % of tokens. Next: more teacher data (millions of tokens) and 4+ trainable layers.
+Runs, their budgets and agreement curves: tools/smollm2_draft_runs.md (the shipped draft is its
+third run).
 
 Data: each epoch reads every ``train-*.pt`` shard present when it starts (sorted by name), so
 training can run while tools/smollm2_generate.py is still writing shards; the epoch's batch order
