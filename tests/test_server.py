@@ -253,6 +253,15 @@ def wait_for_one_cancel(base_url, before: dict) -> dict:
     return wait_until(cancelled, "request counted as cancelled", poll=0.1)
 
 
+def held_job(state):
+    """The one running job of an 800-token request, taken while its client is still connected. Once
+    cancelled, the job may end and leave ``state.jobs`` before it reaches the gate, since it checks the
+    cancel flag before each ``next()``: a test must keep the job, not look it up afterwards."""
+    jobs = [job for job in list(state.jobs) if job.sp.max_tokens == 800]
+    assert len(jobs) == 1 and not jobs[0].cancelled.is_set(), jobs
+    return jobs[0]
+
+
 def test_disconnect_mid_stream_cancels_request(engine):
     """The 800-token stream is held after its first delta until the server has seen the client go;
     its engine stream must then be closed (cancelled), while another stream completes unaffected."""
@@ -269,11 +278,12 @@ def test_disconnect_mid_stream_cancels_request(engine):
                 "stream": True, "ignore_eos": True}
         with httpx.Client(timeout=60) as http:
             with http.stream("POST", f"{url}/v1/completions", json=body) as r:
-                assert r.status_code == 200
+                assert r.status_code == 200  # sent after the first delta: the job is running
+                job = held_job(app.state.ssd)
+                # the client goes as soon as this temporary generator is closed, right after next()
                 first = next(line for line in r.iter_lines() if line.startswith("data: "))
                 assert '"text_completion"' in first
-        wait_until(lambda: any(job.cancelled.is_set() for job in list(app.state.ssd.jobs)),
-                   "server noticed the disconnect")
+        wait_until(job.cancelled.is_set, "server noticed the disconnect")
         gated.after_first.set()
         assert other.result(timeout=120) == (ref.text, ref.finish_reason)  # others unaffected
         m = wait_for_one_cancel(url, before)
@@ -330,9 +340,9 @@ def test_disconnect_while_waiting_for_full_answer_cancels(engine):
         sock.sendall(request_bytes("POST", "/v1/completions", body,
                                    {"Content-Type": "application/json"}))
         gated.wait_entered(1)  # the job thread is at the gate: the answer cannot be ready
+        job = held_job(state)
         sock.close()           # the client gives up on its non-streamed answer
-        wait_until(lambda: any(job.cancelled.is_set() for job in list(state.jobs)),
-                   "server noticed the disconnect")
+        wait_until(job.cancelled.is_set, "server noticed the disconnect")
         gated.gate.set()
         m = wait_for_one_cancel(url, before)
         assert gated.closed_early == 1  # the engine request was cancelled, not finished
