@@ -184,3 +184,17 @@ def test_mode_defaults_to_sd_with_draft_ngram(command):
 
     assert mode() == "ssd" and mode("--draft", "ngram") == "sd"
     assert mode("--draft", "ngram", "--mode", "ar") == "ar" and mode("--mode", "sd") == "sd"
+
+
+@pytest.mark.parametrize("command", ["generate", "bench", "serve"])
+def test_speculation_flags_left_out_are_the_drafts_to_choose(command):
+    """--K, --fan-out and --saguaro-c default to None: the Engine then takes the draft's recommended
+    settings (ssdcore_speculation) or its own defaults."""
+    from ssdcore.cli import build_parser
+
+    extra = ["x"] if command == "generate" else []
+    args = build_parser().parse_args([command, *extra])
+    assert (args.K, args.fan_out, args.saguaro_c) == (None, None, None)
+    args = build_parser().parse_args([command, *extra, "--K", "3", "--fan-out", "4,2,1,1",
+                                      "--saguaro-c", "0.5"])
+    assert (args.K, args.fan_out, args.saguaro_c) == (3, [4, 2, 1, 1], 0.5)

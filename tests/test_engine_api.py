@@ -195,3 +195,48 @@ def test_each_prespeculation_window_counts_once_across_requests():
     windows = s["phases"]["draft_prespeculate"][1]
     assert windows > 0 and windows - 1 <= s["draft_windows"] <= windows
     assert 0 <= s["draft_hidden_fraction"] <= 1.0
+
+
+def test_apply_draft_speculation_fills_only_what_the_caller_left_unset():
+    from ssdcore.engine.engine_setup import DEFAULT_SPECULATION, apply_draft_speculation, resolve_config
+
+    rec = {"K": 3, "fan_out": 10, "saguaro_c": 0.5}
+    base = resolve_config(mode="ssd", backup="auto", **DEFAULT_SPECULATION)
+    got = apply_draft_speculation(base, rec, ("K", "fan_out", "saguaro_c"))
+    assert (got.K, got.fan_out_mode, got.fan_out_budget, got.saguaro_c) == (3, "uniform", 10, 0.5)
+    # K and fan_out travel together: with either one given, both stay the caller's (or the default)
+    for unset in (("K", "saguaro_c"), ("fan_out", "saguaro_c")):
+        got = apply_draft_speculation(base, rec, unset)
+        assert (got.K, got.fan_out_budget, got.saguaro_c) == (4, 8, 0.5)
+    assert apply_draft_speculation(base, rec, ()) == base
+    assert apply_draft_speculation(base, None, ("K", "fan_out", "saguaro_c")) == base
+    listed = apply_draft_speculation(base, {"K": 3, "fan_out": (4, 2, 1, 0)}, ("K", "fan_out"))
+    assert (listed.K, listed.fan_out_mode, listed.fan_out_list) == (3, "list", (4, 2, 1, 0))
+    with pytest.raises(ValueError, match="ssdcore_speculation .* does not fit: .*fan_out"):
+        apply_draft_speculation(base, {"K": 3, "fan_out": (4, 2)}, ("K", "fan_out"))
+
+
+def test_an_engine_takes_the_drafts_recommended_speculation(tmp_path):
+    """A draft whose config.json recommends K, fan_out and C gets them when the caller leaves them
+    unset; what the caller gives wins; the output is the target's either way."""
+    import json
+    import shutil
+
+    target, draft = ssdcore.bundled_pair()
+    tuned = tmp_path / "draft"
+    shutil.copytree(draft, tuned)
+    config = json.loads((tuned / "config.json").read_text())
+    config["ssdcore_speculation"] = {"K": 3, "fan_out": [3, 2, 1, 1], "saguaro_c": 0.5}
+    (tuned / "config.json").write_text(json.dumps(config))
+    sp = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
+    with ssdcore.Engine(target, draft, mode="ar") as ar:
+        want = ar.generate(["def read(path):\n"], sp)[0].token_ids
+    with ssdcore.Engine(target, tuned, max_context=256) as e:
+        c = e.config
+        assert (c.K, c.fan_out_mode, c.fan_out_list, c.saguaro_c) == (3, "list", (3, 2, 1, 1), 0.5)
+        assert e.generate(["def read(path):\n"], sp)[0].token_ids == want
+    with ssdcore.Engine(target, tuned, K=5, saguaro_c=1.0, max_context=256) as e:
+        c = e.config
+        assert (c.K, c.fan_out_mode, c.fan_out_budget, c.saguaro_c) == (5, "uniform", 8, 1.0)
+    with ssdcore.Engine(target, draft, max_context=256) as e:  # no recommendation: the defaults
+        assert (e.config.K, e.config.fan_out_budget, e.config.saguaro_c) == (4, 8, 1.0)

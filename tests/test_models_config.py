@@ -91,3 +91,14 @@ def test_rope_table_grows_on_demand():
     assert table.capacity >= 101
     cos, _ = table.lookup(torch.tensor([100]))
     assert torch.allclose(cos[0, 0, 0], torch.cos(torch.tensor(100.0)))
+
+
+def test_a_drafts_speculation_recommendation_is_parsed_and_checked():
+    assert ModelConfig.from_hf_dict(LLAMA_32_1B).speculation is None
+    c = ModelConfig.from_hf_dict(dict(LLAMA_32_1B, ssdcore_speculation={
+        "K": 3, "fan_out": [4, 2, 1, 0], "saguaro_c": 0.5}))
+    assert c.speculation == {"K": 3, "fan_out": (4, 2, 1, 0), "saguaro_c": 0.5}
+    for bad in ({"K": 0}, {"K": True}, {"fan_out": 0}, {"fan_out": "wide"}, {"fan_out": [1, -1]},
+                {"saguaro_c": 0}, {"saguaro_c": 1.5}, {"temperature": 0.7}, [3, 10]):
+        with pytest.raises(ModelLoadError, match="ssdcore_speculation=.*allowed"):
+            ModelConfig.from_hf_dict(dict(LLAMA_32_1B, ssdcore_speculation=bad))

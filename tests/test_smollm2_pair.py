@@ -71,6 +71,9 @@ def test_draft_folder_shares_the_target_embedding_and_cuts_the_vocabulary(pair):
     draft.model.allocate_kv(1, 16)
     logits = draft.model.prefill(0, [1, 2, 3, 4])
     assert logits.shape == (49152,) and torch.isinf(logits[head:]).all() and logits[:head].isfinite().all()
+    # the settings measured for this pair (assets/smollm2_draft/README.md) travel with the draft
+    assert set(draft.config.speculation) == {"K", "fan_out", "saguaro_c"}
+    assert target.config.speculation is None
 
 
 @pytest.mark.parametrize("mode", ["ar", "sd", "ssd"])

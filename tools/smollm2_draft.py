@@ -57,6 +57,10 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "tools" / "_work" / "smollm2"
 DATA = WORK / "data"
 ASSET = ROOT / "python" / "ssdcore" / "assets" / "smollm2_draft"
+# The engine settings the exported config recommends (ssdcore_speculation): the best ssd row of
+# `ssdcore bench --pair smollm2` at T=0.7 and T=0 for the shipped draft (tools/smollm2_draft_runs.md,
+# "Speculation settings"). Re-measure them after a new draft.
+SPECULATION = {"K": 3, "fan_out": 10, "saguaro_c": 0.5}
 
 
 # ----------------------------------------------------------------------------- model
@@ -357,7 +361,8 @@ def export(args) -> None:
     from ssdcore.models import gguf_to_hf_folder, smollm2
     config = json.loads((gguf_to_hf_folder(smollm2()) / "config.json").read_text())
     config.update(num_hidden_layers=frozen + ck["layers"], tie_word_embeddings=False, torch_dtype="float32",
-                  ssdcore_head_vocab=ck["head"], ssdcore_target_layers=frozen)
+                  ssdcore_head_vocab=ck["head"], ssdcore_target_layers=frozen,
+                  ssdcore_speculation=SPECULATION)
     (ASSET / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     print("wrote", ASSET, dict(layers=ck["layers"], frozen=frozen, head=ck["head"], steps=ck["step"],
                                trained_tokens=ck["trained_tokens"], minutes=round(ck["minutes"], 1)))

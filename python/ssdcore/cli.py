@@ -64,10 +64,14 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draft", help="draft checkpoint dir, .gguf file, model name (smollm2-draft), "
                    "hub id (default: bundled pair), or ngram: no draft model, sd proposes by prompt "
                    "lookup in the sequence's own context (--mode defaults to sd then)")
-    p.add_argument("--K", type=_positive(int), default=4, help="draft length (default 4)")
-    p.add_argument("--fan-out", type=_fan_out, default=8, help="budget F, list F_0..F_K, or geometric")
+    p.add_argument("--K", type=_positive(int),
+                   help="draft length (default: the draft's recommendation, else 4; smollm2: 3)")
+    p.add_argument("--fan-out", type=_fan_out,
+                   help="budget F, list F_0..F_K, or geometric (default: the draft's recommendation "
+                   "when --K is not given either, else 8; smollm2: 10)")
     p.add_argument("--backup", default="auto", choices=["auto", "jit", "ngram", "none"])
-    p.add_argument("--saguaro-c", type=float, default=1.0)
+    p.add_argument("--saguaro-c", type=float,
+                   help="Saguaro C, 0 < C <= 1 (default: the draft's recommendation, else 1; smollm2: 0.5)")
     p.add_argument("--ngram-n", type=int, default=3,
                    help="prompt lookup (--draft ngram, --backup ngram): longest match tried, 1..8")
     p.add_argument("--ngram-min-n", type=int, default=1,

@@ -38,7 +38,7 @@ class BenchSettings:
     backups: List[str] = field(default_factory=lambda: ["auto"])
     ngram_K: List[int] = field(default_factory=list)  # draft-free sd (prompt lookup) rows
     response_format: Optional[dict] = None  # structured output: every engine row is constrained
-    saguaro_c: float = 1.0
+    saguaro_c: Optional[float] = None  # None: the draft's recommendation (ssdcore_speculation), else 1
     hf: bool = True
     target_cores: Optional[List[int]] = None
     draft_cores: Optional[List[int]] = None

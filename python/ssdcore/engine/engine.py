@@ -9,7 +9,9 @@ events (``_core.Engine.next``, without the GIL), so any number of caller threads
 concurrently. ``draft="ngram"`` with ``mode="sd"`` is draft-free speculation: no draft model; each
 round proposes up to K tokens by prompt lookup in the sequence's own context (``ngram_n`` down to
 ``ngram_min_n`` tokens matched), verified as one-hot proposals, so the output is exactly the target's.
-Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
+``K``, ``fan_out`` and ``saguaro_c`` left as None take the draft checkpoint's recommendation
+(``ssdcore_speculation`` in its config.json, e.g. the SmolLM2 draft's K=3, F=10, C=0.5), else 4, 8
+and 1.0; K and fan_out are taken together, only when both are None. Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
 requests and re-raises promptly (waits are 100 ms slices).
 
 Lifecycle: ``close()`` fails every pending request, running or still queued, with
@@ -36,7 +38,8 @@ import weakref
 from typing import Iterator, List, Optional, Sequence, Union
 
 from .engine_config import EngineConfig
-from .engine_setup import build_runners, default_spin_wait_us, resolve_config, resolve_draft_free
+from .engine_setup import (DEFAULT_SPECULATION, build_runners, default_spin_wait_us, resolve_config,
+                           resolve_draft_free)
 from .errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError, request_error
 from .request_output import RequestOutput, RequestTracker
 from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
@@ -48,21 +51,24 @@ PromptLike = Union[str, Sequence[int]]
 
 
 class Engine:
-    def __init__(self, target=None, draft=None, mode: str = "ssd", K: int = 4, fan_out=8,
-                 backup: str = "auto", saguaro_c: float = 1.0, *, config: Optional[EngineConfig] = None,
-                 dtype: str = "float32", target_device: str = "cpu", draft_device: str = "cpu",
+    def __init__(self, target=None, draft=None, mode: str = "ssd", K: Optional[int] = None,
+                 fan_out=None, backup: str = "auto", saguaro_c: Optional[float] = None, *,
+                 config: Optional[EngineConfig] = None, dtype: str = "float32",
+                 target_device: str = "cpu", draft_device: str = "cpu",
                  target_threads: int = 1, draft_threads: int = 1, target_cores=None, draft_cores=None,
                  token_masker=None, **config_fields):
         from .. import _core
 
         config_fields.setdefault("spin_wait_us", default_spin_wait_us(target_cores, draft_cores))
-        self.config = config or resolve_config(mode=mode, K=K, fan_out=fan_out, backup=backup,
-                                               saguaro_c=saguaro_c, **config_fields)
+        given = {"K": K, "fan_out": fan_out, "saguaro_c": saguaro_c}
+        unset = () if config is not None else tuple(k for k, v in given.items() if v is None)
+        given = {k: DEFAULT_SPECULATION[k] if v is None else v for k, v in given.items()}
+        self.config = config or resolve_config(mode=mode, backup=backup, **given, **config_fields)
         self.config = resolve_draft_free(self.config, draft)
         setup = build_runners(self.config, target, draft, dtype=dtype, target_device=target_device,
                               draft_device=draft_device, target_threads=target_threads,
                               draft_threads=draft_threads, target_cores=target_cores,
-                              draft_cores=draft_cores)
+                              draft_cores=draft_cores, unset=unset)
         self.config, self.tokenizer, self.eos_token_ids = setup.config, setup.tokenizer, setup.eos_ids
         self.target, self.draft = setup.target, setup.draft
         self._vocab = int(setup.target_runner.vocab_size())

@@ -5,6 +5,10 @@ and draft (paths, hub ids, or already-loaded ``LoadedModel`` objects; the bundle
 ``"ngram"``: no draft model, draft-free sd by prompt lookup),
 checks that their tokenizers agree, reconciles their vocabularies and sizes the KV caches (context
 lanes for both, plus tree-branch scratch for the draft in ssd mode). Called once per Engine.
+
+Speculation settings the caller leaves unset (``None``) come from the draft checkpoint's
+``ssdcore_speculation`` when it has one (:func:`apply_draft_speculation`), else from
+:data:`DEFAULT_SPECULATION`.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from typing import Any, Optional
 from .engine_config import EngineConfig
 from .memory_budget import check_kv_budget
 from .model_runner import ModelRunner
+
+DEFAULT_SPECULATION = {"K": 4, "fan_out": 8, "saguaro_c": 1.0}  # without a draft's recommendation
 
 
 @dataclass
@@ -103,23 +109,52 @@ def resolve_config(mode: str, K: int, fan_out, backup: str, saguaro_c: float, **
         raise ValueError(f"Engine got unknown argument(s) {sorted(unknown)}: allowed "
                          f"{sorted(EngineConfig.field_names())} and the device/thread options")
     kw = dict(mode=mode, K=K, backup=backup, saguaro_c=saguaro_c, **fields)
+    if "fan_out_mode" in fields and isinstance(fan_out, int) and not isinstance(fan_out, bool):
+        kw["fan_out_budget"] = fan_out  # a budget for the mode the caller named
+    else:
+        kw.update(_fan_out_fields(fan_out))
+    config = EngineConfig(**kw)
+    config.to_core()  # validates every field (ValueError naming it)
+    return config
+
+
+def _fan_out_fields(fan_out) -> dict:
+    """EngineConfig fields for a ``fan_out`` argument (an int budget, a list, or a mode name)."""
     if isinstance(fan_out, str):
         if fan_out not in ("uniform", "geometric"):
             raise ValueError(f"fan_out = {fan_out!r} is invalid: allowed an int budget, a list of "
                              "K+1 ints, 'uniform' or 'geometric'")
-        kw["fan_out_mode"] = fan_out
-    elif isinstance(fan_out, (list, tuple)):
-        kw["fan_out_mode"] = "list"
-        kw["fan_out_list"] = tuple(fan_out)
-    elif isinstance(fan_out, int) and not isinstance(fan_out, bool):
-        kw.setdefault("fan_out_mode", "uniform")
-        kw["fan_out_budget"] = fan_out
-    else:
-        raise ValueError(f"fan_out = {fan_out!r} is invalid: allowed an int budget, a list of K+1 ints, "
-                         "'uniform' or 'geometric'")
-    config = EngineConfig(**kw)
-    config.to_core()  # validates every field (ValueError naming it)
-    return config
+        return {"fan_out_mode": fan_out}
+    if isinstance(fan_out, (list, tuple)):
+        return {"fan_out_mode": "list", "fan_out_list": tuple(fan_out)}
+    if isinstance(fan_out, int) and not isinstance(fan_out, bool):
+        return {"fan_out_mode": "uniform", "fan_out_budget": fan_out}
+    raise ValueError(f"fan_out = {fan_out!r} is invalid: allowed an int budget, a list of K+1 ints, "
+                     "'uniform' or 'geometric'")
+
+
+def apply_draft_speculation(config: EngineConfig, recommended: Optional[dict], unset) -> EngineConfig:
+    """``config`` with the draft's recommended settings (``ssdcore_speculation``) for the arguments
+    named in ``unset``: K and fan_out only when both are unset (they are tuned together),
+    saguaro_c on its own. Raises ValueError naming the checkpoint's key when a value is out of range."""
+    if not recommended or not unset:
+        return config
+    kw = {}
+    if "K" in unset and "fan_out" in unset:
+        if "K" in recommended:
+            kw["K"] = recommended["K"]
+        if "fan_out" in recommended:
+            kw.update(_fan_out_fields(recommended["fan_out"]))
+    if "saguaro_c" in unset and "saguaro_c" in recommended:
+        kw["saguaro_c"] = float(recommended["saguaro_c"])
+    if not kw:
+        return config
+    out = dataclasses.replace(config, **kw)
+    try:
+        out.to_core()
+    except ValueError as e:
+        raise ValueError(f"the draft's ssdcore_speculation {recommended!r} does not fit: {e}") from None
+    return out
 
 
 def _load(spec, dtype: str, device: str):
@@ -132,7 +167,9 @@ def _load(spec, dtype: str, device: str):
 
 def build_runners(config: EngineConfig, target, draft, *, dtype: str, target_device: str,
                   draft_device: str, target_threads: int, draft_threads: int,
-                  target_cores=None, draft_cores=None) -> EngineSetup:
+                  target_cores=None, draft_cores=None, unset=()) -> EngineSetup:
+    """Loads both models and builds their runners. ``unset``: the speculation arguments
+    (``DEFAULT_SPECULATION``'s keys) the caller left to the draft's recommendation."""
     from ..models import reconcile_vocab
 
     check_workers("target", target_threads, target_cores)
@@ -151,6 +188,7 @@ def build_runners(config: EngineConfig, target, draft, *, dtype: str, target_dev
     d = _load(draft, dtype, draft_device) if needs_draft else None
     if d is not None:
         reconcile_vocab(t, d)
+        config = apply_draft_speculation(config, d.config.speculation, unset)
     limit = int(t.config.max_position_embeddings)
     if d is not None:
         limit = min(limit, int(d.config.max_position_embeddings))

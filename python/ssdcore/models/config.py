@@ -19,6 +19,12 @@ Invariants: ``num_heads % num_kv_heads == 0``; ``head_dim`` is even;
 :data:`SUPPORTED_ROPE_TYPES`; ``layer_windows`` has one entry per layer.
 Both the transformers-5 ``rope_parameters`` layout and the older
 ``rope_theta`` + ``rope_scaling`` layout are accepted.
+
+A draft checkpoint may recommend its speculation settings in ``ssdcore_speculation``, a JSON object
+with any of ``K`` (int >= 1), ``fan_out`` (int >= 1, a list of ints >= 0, "uniform" or
+"geometric") and ``saguaro_c`` (0 < C <= 1), measured for it against its target;
+:class:`~ssdcore.Engine` uses them for the arguments its caller leaves unset
+(:func:`~ssdcore.engine.engine_setup.apply_draft_speculation`). Other models ignore the key.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class ModelConfig:
     bos_token_id: Optional[int] = None
     pad_token_id: Optional[int] = None
     torch_dtype: Optional[str] = None
+    speculation: Optional[dict] = None  # ``ssdcore_speculation`` (module docstring); None: none given
 
     @property
     def kv_groups(self) -> int:
@@ -120,6 +127,7 @@ class ModelConfig:
             bos_token_id=_opt_int(d.get("bos_token_id")),
             pad_token_id=_opt_int(d.get("pad_token_id")),
             torch_dtype=d.get("torch_dtype") or d.get("dtype"),
+            speculation=_parse_speculation(d.get("ssdcore_speculation")),
         )
 
 
@@ -207,6 +215,29 @@ def _layer_windows(d: dict, family: str, layers: int) -> tuple:
     if len(types) != layers:
         raise ModelLoadError(f"layer_types has {len(types)} entries, expected num_hidden_layers={layers}")
     return tuple(window if t == "sliding_attention" else None for t in types)
+
+
+SPECULATION_KEYS = ("K", "fan_out", "saguaro_c")
+
+
+def _parse_speculation(v: Any) -> Optional[dict]:
+    """``ssdcore_speculation`` checked for shape (the engine validates the values it applies)."""
+    if v is None:
+        return None
+    allowed = ("an object with any of K (int >= 1), fan_out (int >= 1, list of ints >= 0, 'uniform' or "
+               "'geometric') and saguaro_c (0 < C <= 1)")
+    if not isinstance(v, dict) or set(v) - set(SPECULATION_KEYS):
+        raise ModelLoadError(f"ssdcore_speculation={v!r} is invalid: allowed {allowed}")
+    K, fan_out, c = v.get("K", 1), v.get("fan_out", 1), v.get("saguaro_c", 1.0)
+    fan_ok = (fan_out in ("uniform", "geometric")
+              or (isinstance(fan_out, int) and not isinstance(fan_out, bool) and fan_out >= 1)
+              or (isinstance(fan_out, list) and fan_out
+                  and all(isinstance(f, int) and not isinstance(f, bool) and f >= 0 for f in fan_out)))
+    K_ok = isinstance(K, int) and not isinstance(K, bool) and K >= 1
+    c_ok = isinstance(c, (int, float)) and not isinstance(c, bool) and 0 < c <= 1
+    if not (fan_ok and K_ok and c_ok):
+        raise ModelLoadError(f"ssdcore_speculation={v!r} is invalid: allowed {allowed}")
+    return {k: (tuple(x) if isinstance(x, list) else x) for k, x in v.items()}
 
 
 def _req_int(d: dict, key: str) -> int:
