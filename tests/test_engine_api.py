@@ -238,5 +238,7 @@ def test_an_engine_takes_the_drafts_recommended_speculation(tmp_path):
     with ssdcore.Engine(target, tuned, K=5, saguaro_c=1.0, max_context=256) as e:
         c = e.config
         assert (c.K, c.fan_out_mode, c.fan_out_budget, c.saguaro_c) == (5, "uniform", 8, 1.0)
+    with ssdcore.Engine(target, tuned, fan_out_mode="geometric", max_context=256) as e:
+        assert (e.config.K, e.config.fan_out_mode, e.config.saguaro_c) == (4, "geometric", 0.5)
     with ssdcore.Engine(target, draft, max_context=256) as e:  # no recommendation: the defaults
         assert (e.config.K, e.config.fan_out_budget, e.config.saguaro_c) == (4, 8, 1.0)

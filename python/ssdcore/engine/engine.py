@@ -38,8 +38,8 @@ import weakref
 from typing import Iterator, List, Optional, Sequence, Union
 
 from .engine_config import EngineConfig
-from .engine_setup import (DEFAULT_SPECULATION, build_runners, default_spin_wait_us, resolve_config,
-                           resolve_draft_free)
+from .engine_setup import (build_runners, default_spin_wait_us, resolve_config, resolve_draft_free,
+                           speculation_arguments)
 from .errors import EngineClosedError, ModelRunnerError, NonFiniteLogitsError, request_error
 from .request_output import RequestOutput, RequestTracker
 from .sampling_params import SamplingParams, SamplingParamsLike, as_sampling_params
@@ -60,9 +60,8 @@ class Engine:
         from .. import _core
 
         config_fields.setdefault("spin_wait_us", default_spin_wait_us(target_cores, draft_cores))
-        given = {"K": K, "fan_out": fan_out, "saguaro_c": saguaro_c}
-        unset = () if config is not None else tuple(k for k, v in given.items() if v is None)
-        given = {k: DEFAULT_SPECULATION[k] if v is None else v for k, v in given.items()}
+        given, unset = speculation_arguments(K, fan_out, saguaro_c, config_fields)
+        unset = unset if config is None else ()
         self.config = config or resolve_config(mode=mode, backup=backup, **given, **config_fields)
         self.config = resolve_draft_free(self.config, draft)
         setup = build_runners(self.config, target, draft, dtype=dtype, target_device=target_device,

@@ -133,6 +133,17 @@ def _fan_out_fields(fan_out) -> dict:
                      "'uniform' or 'geometric'")
 
 
+def speculation_arguments(K, fan_out, saguaro_c, fields: dict) -> tuple:
+    """``({K, fan_out, saguaro_c}, unset)``: the Engine's speculation arguments with
+    :data:`DEFAULT_SPECULATION` for those left None, and the names of those (the draft may fill them
+    in, :func:`apply_draft_speculation`). A ``fan_out_*`` config field counts as a given fan_out."""
+    given = {"K": K, "fan_out": fan_out, "saguaro_c": saguaro_c}
+    if fan_out is None and any(k.startswith("fan_out_") for k in fields):
+        given["fan_out"] = DEFAULT_SPECULATION["fan_out"]
+    unset = tuple(k for k, v in given.items() if v is None)
+    return {k: DEFAULT_SPECULATION[k] if v is None else v for k, v in given.items()}, unset
+
+
 def apply_draft_speculation(config: EngineConfig, recommended: Optional[dict], unset) -> EngineConfig:
     """``config`` with the draft's recommended settings (``ssdcore_speculation``) for the arguments
     named in ``unset``: K and fan_out only when both are unset (they are tuned together),
