@@ -11,8 +11,9 @@ round proposes up to K tokens by prompt lookup in the sequence's own context (``
 ``ngram_min_n`` tokens matched), verified as one-hot proposals, so the output is exactly the target's.
 ``K``, ``fan_out`` and ``saguaro_c`` left as None take the draft checkpoint's recommendation
 (``ssdcore_speculation`` in its config.json, e.g. the SmolLM2 draft's K=3, F=10, C=0.5), else 4, 8
-and 1.0; K and fan_out are taken together, only when both are None. Call ``close()`` (or use ``with``); Ctrl-C inside ``generate`` cancels that call's
-requests and re-raises promptly (waits are 100 ms slices).
+and 1.0; K and fan_out are taken together, only when both are None. Call ``close()`` (or use
+``with``); Ctrl-C inside ``generate`` cancels that call's requests and re-raises promptly (waits are
+100 ms slices).
 
 Lifecycle: ``close()`` fails every pending request, running or still queued, with
 :class:`~ssdcore.engine.errors.EngineClosedError` and joins the runtime's threads (none of which takes the
@@ -143,8 +144,9 @@ class Engine:
         other (token ids, accept lengths, row handles; never logits rows, so it does not grow with V),
         ``draft_mask_failures``: draft forwards left unmasked because the token masker raised there
         (the target's masking still decides the output; a failure on the target side fails the
-        constrained requests instead), and ``forward``: which forward each model runs, by side (``{"target": "native", "draft":
-        "native"}``; no "draft" in ``ar`` mode without a draft), from each runner's ``forward_kind``."""
+        constrained requests instead), and ``forward``: which forward each model runs, by side
+        (``{"target": "native", "draft": "native"}``; no "draft" in ``ar`` mode without a draft), from
+        each runner's ``forward_kind``."""
         s = self._core.stats()
         s["forward"] = dict(self._forward)
         s["backup_use"] = dict(zip(_core_names("BACKUPS"), s.pop("backup_counts")))

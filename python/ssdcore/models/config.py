@@ -221,7 +221,8 @@ SPECULATION_KEYS = ("K", "fan_out", "saguaro_c")
 
 
 def _parse_speculation(v: Any) -> Optional[dict]:
-    """``ssdcore_speculation`` checked for shape (the engine validates the values it applies)."""
+    """``ssdcore_speculation`` with each value checked on its own at load (lists become tuples); the
+    engine checks that the values it applies fit together (a fan-out list has K+1 entries)."""
     if v is None:
         return None
     allowed = ("an object with any of K (int >= 1), fan_out (int >= 1, list of ints >= 0, 'uniform' or "
@@ -229,15 +230,17 @@ def _parse_speculation(v: Any) -> Optional[dict]:
     if not isinstance(v, dict) or set(v) - set(SPECULATION_KEYS):
         raise ModelLoadError(f"ssdcore_speculation={v!r} is invalid: allowed {allowed}")
     K, fan_out, c = v.get("K", 1), v.get("fan_out", 1), v.get("saguaro_c", 1.0)
-    fan_ok = (fan_out in ("uniform", "geometric")
-              or (isinstance(fan_out, int) and not isinstance(fan_out, bool) and fan_out >= 1)
-              or (isinstance(fan_out, list) and fan_out
-                  and all(isinstance(f, int) and not isinstance(f, bool) and f >= 0 for f in fan_out)))
-    K_ok = isinstance(K, int) and not isinstance(K, bool) and K >= 1
+    fan_ok = (fan_out in ("uniform", "geometric") or (_is_int(fan_out) and fan_out >= 1)
+              or (isinstance(fan_out, list) and fan_out and all(_is_int(f) and f >= 0 for f in fan_out)))
     c_ok = isinstance(c, (int, float)) and not isinstance(c, bool) and 0 < c <= 1
-    if not (fan_ok and K_ok and c_ok):
+    if not (fan_ok and _is_int(K) and K >= 1 and c_ok):
         raise ModelLoadError(f"ssdcore_speculation={v!r} is invalid: allowed {allowed}")
     return {k: (tuple(x) if isinstance(x, list) else x) for k, x in v.items()}
+
+
+def _is_int(x: Any) -> bool:
+    """An int that is not a bool (JSON true/false arrive as bools)."""
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _req_int(d: dict, key: str) -> int:
